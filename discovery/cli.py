@@ -1,0 +1,265 @@
+"""The `discovery` command line (Typer)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from discovery.config import ConfigError, load_config
+
+app = typer.Typer(
+    help="An open crystal-discovery engine: generate, screen, simulate, learn, review.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+review_app = typer.Typer(help="The review queue of a campaign.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
+
+out = Console()
+err = Console(stderr=True)
+log = logging.getLogger("discovery")
+
+NOISY = ("mlflow", "alembic", "urllib3", "matplotlib", "pyxtal", "numexpr")
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+    cif = "cif"
+
+
+class QueueStatus(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+def _setup_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    handler = RichHandler(console=err, show_path=False, rich_tracebacks=True)
+    for name in ("discovery", "models", "simulators"):
+        lg = logging.getLogger(name)
+        lg.setLevel(level)
+        lg.handlers[:] = [handler]
+        lg.propagate = False
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _open(directory: Path):
+    from discovery.status import open_campaign
+
+    try:
+        return open_campaign(directory)
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="Campaign YAML."),
+    directory: Path = typer.Option(..., "--dir", "-d", help="Campaign directory (created)."),
+    progress: bool = typer.Option(True, help="Progress bars (only shown on a terminal)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run (or resume) a campaign; prints the summary table at the end."""
+    _setup_logging(verbose)
+    try:
+        cfg = load_config(config)
+        # Fail on bad reference specs before anything is created.
+        from discovery.references import reference_records
+
+        reference_records(cfg.elements, cfg.references.known, config.parent)
+    except (ConfigError, ValueError, KeyError) as e:
+        raise _fail(str(e).strip("'\"")) from None
+    from discovery.campaign import run_campaign
+    from discovery.progress import StageProgress
+
+    try:
+        run_campaign(cfg, directory, StageProgress(None if progress else False))
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+    _print_status(directory)
+    out.print(
+        f"\nresults: {directory}  (store campaign.db, MLflow `discovery ui {directory}`, "
+        f"shortlist `discovery export {directory} --format csv --out shortlist.csv`)"
+    )
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _print_status(directory: Path) -> None:
+    from discovery.status import ROUND_COLUMNS, counts, open_campaign, round_rows, top_candidates
+
+    camp = open_campaign(directory)
+    table = Table(title=f"campaign {camp.config.name} ({camp.fidelity})")
+    for col in ROUND_COLUMNS:
+        table.add_column(col, justify="right")
+    for row in round_rows(camp):
+        table.add_row(*(_fmt(row.get(c)) for c in ROUND_COLUMNS))
+    out.print(table)
+    top = top_candidates(camp)
+    if top:
+        t2 = Table(title="top candidates (lowest energy above hull)")
+        for col in top[0]:
+            t2.add_column(col)
+        for row in top:
+            t2.add_row(*(_fmt(v) for v in row.values()))
+        out.print(t2)
+    out.print(" ".join(f"{k}={v}" for k, v in sorted(counts(camp).items())))
+
+
+@app.command()
+def status(directory: Path = typer.Argument(..., help="Campaign directory.")) -> None:
+    """Rounds, counts and the best candidates so far."""
+    _open(directory)
+    _print_status(directory)
+
+
+@app.command()
+def ui(
+    directory: Path = typer.Argument(..., help="Campaign directory."),
+    host: str = typer.Option("127.0.0.1", help="Bind address (localhost by default)."),
+    port: int = typer.Option(5000, help="Port."),
+) -> None:
+    """Serve the MLflow UI on this campaign's tracking store."""
+    from discovery.campaign import tracking_uri
+
+    camp = _open(directory)
+    uri = tracking_uri(camp.config, directory)
+    if not uri.startswith("sqlite:"):
+        out.print(f"this campaign tracks to {uri}; open that server's UI")
+        return
+    cmd = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", uri,
+        "--default-artifact-root", (directory / "mlartifacts").resolve().as_uri(),
+        "--host", host, "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    err.print(f"MLflow UI for {camp.config.name}: http://{host}:{port}")
+    try:
+        raise typer.Exit(subprocess.call(cmd))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@review_app.command("list")
+def review_list(
+    directory: Path = typer.Argument(..., help="Campaign directory."),
+    status_: QueueStatus | None = typer.Option(None, "--status", help="Only this state."),
+) -> None:
+    """The review queue with hull distances and provenance."""
+    from discovery.export import shortlist
+
+    camp = _open(directory)
+    items = shortlist(camp.db, camp.campaign_id, camp.fidelity, status_.value if status_ else None)
+    table = Table(title=f"review queue of {camp.config.name}")
+    cols = ("id", "formula", "spacegroup", "e_form_sim", "e_above_hull", "e_hull_pred",
+            "round", "parent", "review_status", "reviewer", "review_note")  # fmt: skip
+    for c in cols:
+        table.add_column(c)
+    for row, _ in items:
+        table.add_row(*(_fmt(row[c]) for c in cols))
+    out.print(table)
+    if not items:
+        out.print("the queue is empty")
+
+
+def _decide(directory: Path, candidate: str, decision: str, reviewer: str, note: str) -> None:
+    from discovery.review import ReviewError, decide
+
+    camp = _open(directory)
+    try:
+        rec = decide(camp.db, camp.campaign_id, candidate, decision, reviewer, note)
+    except ReviewError as e:
+        raise _fail(str(e)) from None
+    out.print(f"{rec.candidate}: {rec.decision} by {rec.reviewer} at {rec.at:%Y-%m-%d %H:%M}")
+
+
+@review_app.command()
+def approve(
+    directory: Path = typer.Argument(...),
+    candidate: str = typer.Argument(..., help="Candidate id, e.g. r1-sub-0003."),
+    reviewer: str = typer.Option(..., "--reviewer", help="Your name."),
+    note: str = typer.Option("", "--note"),
+) -> None:
+    """Approve a queued candidate."""
+    _decide(directory, candidate, "approved", reviewer, note)
+
+
+@review_app.command()
+def reject(
+    directory: Path = typer.Argument(...),
+    candidate: str = typer.Argument(..., help="Candidate id."),
+    reviewer: str = typer.Option(..., "--reviewer", help="Your name."),
+    note: str = typer.Option("", "--note"),
+) -> None:
+    """Reject a queued candidate."""
+    _decide(directory, candidate, "rejected", reviewer, note)
+
+
+@app.command()
+def export(
+    directory: Path = typer.Argument(..., help="Campaign directory."),
+    fmt: ExportFormat = typer.Option(ExportFormat.csv, "--format", help="csv, json or cif (zip)."),
+    out_path: Path = typer.Option(..., "--out", help="Output file."),
+    status_: QueueStatus | None = typer.Option(None, "--status", help="Only this review state."),
+) -> None:
+    """Write the shortlist with provenance."""
+    from discovery.export import shortlist, write_export
+
+    camp = _open(directory)
+    items = shortlist(camp.db, camp.campaign_id, camp.fidelity, status_.value if status_ else None)
+    write_export(items, fmt.value, out_path)
+    out.print(f"wrote {len(items)} candidates to {out_path}")
+
+
+@app.command("config-reference")
+def config_reference() -> None:
+    """Print the config reference table (Markdown) that the README embeds."""
+    from discovery.config_reference import markdown
+
+    out.print(markdown(), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def prototypes() -> None:
+    """List the built-in prototype structures."""
+    from discovery.generation.prototypes import prototypes as protos
+
+    for p in protos():
+        out.print(f"{p.name:<22} {p.spacegroup:<10} {'ionic' if p.ionic else 'metallic'}")
+
+
+@app.command()
+def validate(config: Path = typer.Argument(..., help="Campaign YAML.")) -> None:
+    """Check a campaign config without running anything."""
+    try:
+        cfg = load_config(config)
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+    out.print(f"{config}: ok ({cfg.name}, {', '.join(cfg.chemical_systems)})")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,274 @@
+"""The campaign configuration: one pydantic model, loaded from YAML, validated before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pymatgen.core import Element
+
+
+class ConfigError(ValueError):
+    """A campaign config that cannot be used; the message is one line naming the problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_element(symbol: str) -> str:
+    if not Element.is_valid_symbol(symbol):
+        raise ValueError(f"unknown element {symbol!r}")
+    return symbol
+
+
+def parse_chemsys(text: str) -> tuple[str, ...]:
+    """'Li-Mn-O' -> ('Li', 'Mn', 'O') sorted, each a real element."""
+    parts = [p.strip() for p in text.split("-") if p.strip()]
+    if not parts:
+        raise ValueError(f"empty chemical system {text!r}")
+    for p in parts:
+        _check_element(p)
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"repeated element in chemical system {text!r}")
+    return tuple(sorted(parts))
+
+
+class SubstitutionConfig(_Section):
+    """Ion substitution on built-in prototype structures."""
+
+    enabled: bool = Field(True, description="Run this generator.")
+    budget: int = Field(60, ge=0, description="Maximum new candidates per round.")
+    threshold: float = Field(
+        0.001,
+        ge=0,
+        le=1,
+        description="Minimum product of pymatgen's conditional substitution probabilities "
+        "(GNoME used 0.001). Ignored for purely metallic systems, which have no ionic table.",
+    )
+    prototypes: list[str] | None = Field(
+        None, description="Prototype names to use (see `discovery prototypes`); null = all."
+    )
+
+
+class RandomSearchConfig(_Section):
+    """AIRSS-like random symmetric crystals from pyxtal for enumerated compositions."""
+
+    enabled: bool = Field(True, description="Run this generator.")
+    budget: int = Field(30, ge=0, description="Maximum new candidates per round.")
+    max_formula_units: int = Field(2, ge=1, le=4, description="Formula units per cell, 1..n.")
+    space_groups: tuple[int, int] = Field(
+        (2, 230), description="Inclusive range of space-group numbers to draw from."
+    )
+    attempts_per_structure: int = Field(
+        8, ge=1, description="Space groups tried before a composition is skipped."
+    )
+
+    @field_validator("space_groups")
+    @classmethod
+    def _spg_range(cls, v: tuple[int, int]) -> tuple[int, int]:
+        lo, hi = v
+        if not (1 <= lo <= hi <= 230):
+            raise ValueError("must be [low, high] with 1 <= low <= high <= 230")
+        return v
+
+
+class CompositionConfig(_Section):
+    """Stoichiometries enumerated for the chemical systems."""
+
+    max_atoms: int = Field(8, ge=2, description="Maximum atoms per formula unit.")
+    charge_balanced: bool = Field(
+        True,
+        description="Keep only smact-valid (charge-balanced, electronegativity-ordered) "
+        "formulas. Switch off for intermetallics.",
+    )
+    include_subsystems: bool = Field(
+        True, description="Also enumerate the binary (and smaller) sub-systems."
+    )
+
+
+class GenerationConfig(_Section):
+    """Candidate generators and the sanity filters applied to their output."""
+
+    substitution: SubstitutionConfig = Field(default_factory=SubstitutionConfig)
+    random: RandomSearchConfig = Field(default_factory=RandomSearchConfig)
+    compositions: CompositionConfig = Field(default_factory=CompositionConfig)
+    min_distance: float = Field(
+        0.7, gt=0, description="Reject structures with two atoms closer than this (Å)."
+    )
+    max_sites: int = Field(24, ge=1, description="Reject structures with more sites than this.")
+
+
+class ModelConfig(_Section):
+    """The crystal GNN deep ensemble that screens candidates."""
+
+    n_members: int = Field(3, ge=2, le=32, description="Ensemble members (different seeds).")
+    cutoff: float = Field(
+        5.0, gt=0, le=12, description="Neighbour cutoff of the crystal graph (Å)."
+    )
+    hidden: int = Field(64, ge=4, description="Channel width.")
+    layers: int = Field(3, ge=1, le=12, description="Message-passing layers.")
+    epochs: int = Field(150, ge=1, description="Maximum training epochs per member.")
+    learning_rate: float = Field(3e-3, gt=0, description="AdamW learning rate.")
+    batch_size: int = Field(32, ge=1, description="Training batch size.")
+    retrain: Literal["scratch", "finetune"] = Field(
+        "scratch",
+        description="Each round: train a fresh ensemble, or fine-tune the previous round's.",
+    )
+    device: str = Field(
+        "auto", description="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("auto", "cpu", "cuda") and not v.startswith("cuda:"):
+            raise ValueError("must be one of 'auto', 'cpu', 'cuda', 'cuda:N'")
+        return v
+
+
+class AcquisitionConfig(_Section):
+    """How candidates are chosen for validation from the screened pool."""
+
+    strategy: Literal["greedy", "lcb", "random"] = Field(
+        "lcb",
+        description="greedy: lowest predicted hull distance; lcb: lowest mean - kappa*std "
+        "(optimism under uncertainty); random. Round 0 (no model yet) is always random.",
+    )
+    kappa: float = Field(1.0, ge=0, description="Exploration weight of the ensemble spread in lcb.")
+    max_per_chemsys: int | None = Field(
+        None,
+        ge=1,
+        description="Cap on picks per chemical system per round (diversity); null = none.",
+    )
+
+
+class SimulatorConfig(_Section):
+    """The physics that validates candidates (an ASE calculator)."""
+
+    name: str = Field(
+        "chgnet",
+        description="'chgnet' (universal potential, weights in the package), 'emt' (toy: "
+        "Al/Cu/Ag/Au/Ni/Pd/Pt) or an import path 'package.module:factory' returning an "
+        "ASE calculator.",
+    )
+    fmax: float = Field(0.05, gt=0, description="Force convergence criterion (eV/Å).")
+    max_steps: int = Field(300, ge=1, description="Optimizer step limit per relaxation.")
+    optimizer: Literal["FIRE", "BFGS"] = Field("FIRE", description="ASE optimizer.")
+    relax_cell: bool = Field(True, description="Relax the cell too (FrechetCellFilter).")
+    device: str = Field("cpu", description="Device for ML potentials ('cpu', 'cuda').")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments for an import-path factory."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if v in ("chgnet", "emt") or (":" in v and all(v.split(":", 1))):
+            return v
+        raise ValueError("must be 'chgnet', 'emt' or an import path 'package.module:factory'")
+
+
+class ReferencesConfig(_Section):
+    """Structures the hull is built from, computed with the campaign's own simulator."""
+
+    known: list[str] = Field(
+        default_factory=list,
+        description="Known compounds: prototype specs 'NAME:El1,El2,..' (e.g. 'rocksalt-MgO:Mn,O') "
+        "or paths to structure files (CIF, POSCAR, pymatgen JSON). They join the hull and "
+        "make matching candidates non-novel.",
+    )
+
+
+class StoreConfig(_Section):
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the campaign store; null = SQLite file campaign.db in "
+        "the campaign dir. postgresql+psycopg://... works too.",
+    )
+
+
+class TrackingConfig(_Section):
+    uri: str | None = Field(
+        None,
+        description="MLflow tracking URI; null = SQLite store mlflow.db in the campaign dir.",
+    )
+    experiment: str | None = Field(None, description="MLflow experiment; null = campaign name.")
+
+
+class CampaignConfig(_Section):
+    """A discovery campaign."""
+
+    name: str = Field(..., min_length=1, description="Campaign name (MLflow experiment name).")
+    chemical_systems: list[str] = Field(
+        ..., min_length=1, description="Chemical systems to explore, e.g. ['Li-Mn-O']."
+    )
+    rounds: int = Field(3, ge=1, description="Active-learning rounds.")
+    validation_budget: int = Field(
+        10, ge=1, description="Candidates validated by the simulator per round."
+    )
+    stability_threshold: float = Field(
+        0.05, ge=0, description="Stable means energy above hull <= this (eV/atom), as GNoME."
+    )
+    review_size: int = Field(
+        5, ge=0, description="Best stable, novel candidates queued for review per round."
+    )
+    seed: int = Field(0, ge=0, description="Seed for generation, selection and training.")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    acquisition: AcquisitionConfig = Field(default_factory=AcquisitionConfig)
+    simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+    references: ReferencesConfig = Field(default_factory=ReferencesConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @field_validator("chemical_systems")
+    @classmethod
+    def _chemsys(cls, v: list[str]) -> list[str]:
+        return ["-".join(parse_chemsys(s)) for s in v]
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        return tuple(sorted({el for cs in self.chemical_systems for el in cs.split("-")}))
+
+
+def _format_error(err: ValidationError) -> str:
+    """One line per campaign: the first problem, with the dotted field path and what is allowed."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"unknown field '{loc}'"
+    if kind == "missing":
+        return f"missing required field '{loc}'"
+    msg = first["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    extra = f" ({len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
+    return f"invalid value for '{loc}': {msg} (got {first.get('input')!r}){extra}"
+
+
+def parse_config(data: Any) -> CampaignConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("config must be a mapping of fields (a YAML dictionary)")
+    try:
+        return CampaignConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err)) from None
+
+
+def load_config(path: str | Path) -> CampaignConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    return parse_config(data)
+
+
+def dump_config(config: CampaignConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

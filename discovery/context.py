@@ -1,0 +1,82 @@
+"""Everything a stage needs, built once per `discovery run`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import select
+
+from discovery.config import CampaignConfig
+from discovery.progress import StageProgress
+from discovery.store import Calculation, Candidate, Database, Round
+from discovery.tracking import Tracker
+
+
+@dataclass
+class CampaignContext:
+    config: CampaignConfig
+    directory: Path
+    db: Database
+    tracker: Tracker
+    campaign_id: int
+    progress: StageProgress
+
+    @property
+    def fidelity(self) -> str:
+        return self.config.simulator.name
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.directory / "checkpoints"
+
+    def _build_simulator(self, relax_cell: bool):
+        # Imported here so that `discovery status` and friends never load torch models.
+        from simulators import RelaxSettings, Simulator
+
+        sim = self.config.simulator
+        settings = RelaxSettings(
+            fmax=sim.fmax,
+            max_steps=sim.max_steps,
+            optimizer=sim.optimizer,
+            relax_cell=relax_cell,
+        )
+        return Simulator(sim.name, settings, device=sim.device, options=dict(sim.options))
+
+    @cached_property
+    def simulator(self):
+        return self._build_simulator(self.config.simulator.relax_cell)
+
+    @cached_property
+    def fixed_cell_simulator(self):
+        """For molecules in a box, whose cell must not shrink around them."""
+        return self._build_simulator(relax_cell=False)
+
+    def validated_pairs(self, session) -> list[tuple[Candidate, Calculation]]:
+        """Every successful calculation at this campaign's fidelity, references included."""
+        rows = session.execute(
+            select(Candidate, Calculation)
+            .join(Calculation, Calculation.candidate_id == Candidate.id)
+            .where(
+                Candidate.campaign_id == self.campaign_id,
+                Calculation.fidelity == self.fidelity,
+                Calculation.ok.is_(True),
+            )
+            .order_by(Candidate.id)
+        ).all()
+        return [(c, k) for c, k in rows]
+
+    def round_row(self, session, round_index: int) -> Round:
+        return session.scalars(
+            select(Round).where(Round.campaign_id == self.campaign_id, Round.index == round_index)
+        ).one()
+
+    def mark_stage(self, session, round_index: int, stage: str, metrics: dict | None = None):
+        """Record a finished stage in the same transaction as its results, so that a kill
+        leaves either both or neither."""
+        row = self.round_row(session, round_index)
+        row.stage = stage
+        if metrics:
+            row.metrics = {**(row.metrics or {}), **metrics}
+        return row

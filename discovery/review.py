@@ -1,0 +1,135 @@
+"""The review queue: the best stable, novel candidates wait for a scientist's decision."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from discovery.generation.dedup import Deduplicator
+from discovery.store import Calculation, Candidate, Database, HullResult, ReviewDecision, ReviewItem
+from discovery.store.convert import structure_from_json
+from discovery.store.schema import utcnow
+
+log = logging.getLogger(__name__)
+
+DECISIONS = ("approved", "rejected")
+
+
+class ReviewError(ValueError):
+    """A review action that cannot be applied (unknown id, not in the queue, bad decision)."""
+
+
+@dataclass(frozen=True)
+class ReviewDecisionRecord:
+    candidate: str
+    decision: str
+    reviewer: str
+    note: str
+    at: datetime
+
+
+def novel_candidates(session, campaign_id: int, fidelity: str) -> set[int]:
+    """Validated candidates whose relaxed structure matches no reference and no earlier
+    candidate (two starting points often relax into the same crystal)."""
+    seen = Deduplicator()
+    rows = session.execute(
+        select(Candidate, Calculation)
+        .join(Calculation, Calculation.candidate_id == Candidate.id)
+        .where(
+            Candidate.campaign_id == campaign_id,
+            Calculation.fidelity == fidelity,
+            Calculation.ok.is_(True),
+        )
+        .order_by(Candidate.is_reference.desc(), Candidate.id)
+    ).all()
+    novel: set[int] = set()
+    for cand, calc in rows:
+        relaxed = structure_from_json(calc.final_structure)
+        if cand.is_reference:
+            seen.add(relaxed)
+            seen.add(structure_from_json(cand.structure))
+        elif seen.add_if_new(relaxed):
+            novel.add(cand.id)
+    return novel
+
+
+def fill_queue(session, campaign_id: int, fidelity: str, round_index: int, size: int) -> int:
+    """Queue up to `size` new stable, novel candidates ranked by hull distance."""
+    if size <= 0:
+        return 0
+    queued = select(ReviewItem.candidate_id)
+    rows = session.execute(
+        select(Candidate.id, HullResult.e_above_hull)
+        .join(HullResult, HullResult.candidate_id == Candidate.id)
+        .where(
+            Candidate.campaign_id == campaign_id,
+            Candidate.is_reference.is_(False),
+            HullResult.fidelity == fidelity,
+            HullResult.round_index == round_index,
+            HullResult.stable.is_(True),
+            Candidate.id.not_in(queued),
+        )
+        .order_by(HullResult.e_above_hull, Candidate.id)
+    ).all()
+    if not rows:
+        return 0
+    novel = novel_candidates(session, campaign_id, fidelity)
+    next_rank = (session.scalar(select(func.max(ReviewItem.rank))) or 0) + 1
+    added = 0
+    for cid, _ in rows:
+        if cid not in novel:
+            continue
+        session.add(ReviewItem(candidate_id=cid, round_index=round_index, rank=next_rank))
+        next_rank += 1
+        added += 1
+        if added == size:
+            break
+    return added
+
+
+def decide(
+    db: Database, campaign_id: int, uid: str, decision: str, reviewer: str, note: str = ""
+) -> ReviewDecisionRecord:
+    if decision not in DECISIONS:
+        raise ReviewError(f"decision must be one of {', '.join(DECISIONS)}, got {decision!r}")
+    if not reviewer.strip():
+        raise ReviewError("a reviewer name is required")
+    with db.session() as session:
+        cand = session.scalars(
+            select(Candidate).where(Candidate.campaign_id == campaign_id, Candidate.uid == uid)
+        ).first()
+        if cand is None:
+            raise ReviewError(f"no candidate {uid!r} in this campaign")
+        item = session.scalars(select(ReviewItem).where(ReviewItem.candidate_id == cand.id)).first()
+        if item is None:
+            raise ReviewError(f"candidate {uid!r} is not in the review queue")
+        now = utcnow()
+        item.status = decision
+        item.updated_at = now
+        session.add(
+            ReviewDecision(
+                candidate_id=cand.id,
+                decision=decision,
+                reviewer=reviewer,
+                note=note,
+                created_at=now,
+            )
+        )
+    log.info("%s %s by %s", uid, decision, reviewer)
+    return ReviewDecisionRecord(uid, decision, reviewer, note, now)
+
+
+def history(db: Database, campaign_id: int, uid: str) -> list[ReviewDecisionRecord]:
+    with db.session() as session:
+        rows = session.execute(
+            select(Candidate.uid, ReviewDecision)
+            .join(ReviewDecision, ReviewDecision.candidate_id == Candidate.id)
+            .where(Candidate.campaign_id == campaign_id, Candidate.uid == uid)
+            .order_by(ReviewDecision.id)
+        ).all()
+        return [
+            ReviewDecisionRecord(u, d.decision, d.reviewer, d.note, d.created_at) for u, d in rows
+        ]

@@ -1,0 +1,103 @@
+"""Formation energies and the convex hull of everything validated at this fidelity."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from pymatgen.core import Composition
+from sqlalchemy import delete, select
+
+from discovery.context import CampaignContext
+from discovery.hull import FormationHull, elemental_chemical_potentials, formation_energy_per_atom
+from discovery.store import Calculation, Candidate, HullResult, Prediction, Round
+
+log = logging.getLogger(__name__)
+
+
+def formation_energies(pairs) -> dict[int, float]:
+    """Candidate id -> formation energy per atom against same-fidelity elemental references."""
+    mu = elemental_chemical_potentials(
+        (Composition(c.formula), k.energy_per_atom) for c, k in pairs if c.is_reference
+    )
+    out: dict[int, float] = {}
+    for cand, calc in pairs:
+        try:
+            out[cand.id] = formation_energy_per_atom(
+                Composition(cand.formula), calc.energy_per_atom, mu
+            )
+        except KeyError as err:
+            log.error("%s: %s", cand.uid, err)
+    return out
+
+
+def current_hull(ctx: CampaignContext, session) -> tuple[FormationHull, dict[int, float]]:
+    pairs = ctx.validated_pairs(session)
+    e_form = formation_energies(pairs)
+    points = [(c.id, Composition(c.formula), e_form[c.id]) for c, _ in pairs if c.id in e_form]
+    return FormationHull(ctx.config.elements, points), e_form
+
+
+def _mae_before_retrain(session, round_row: Round, new_ids: list[int], e_form) -> float | None:
+    """MAE of the screening model on this round's newly validated structures (a true
+    prospective error: the model had not seen them)."""
+    if round_row.screen_model is None or not new_ids:
+        return None
+    preds = session.execute(
+        select(Prediction.candidate_id, Prediction.e_form_mean).where(
+            Prediction.model_version == round_row.screen_model,
+            Prediction.candidate_id.in_(new_ids),
+        )
+    ).all()
+    errs = [abs(mean - e_form[cid]) for cid, mean in preds if cid in e_form]
+    return float(np.mean(errs)) if errs else None
+
+
+def run(ctx: CampaignContext, round_index: int) -> None:
+    threshold = ctx.config.stability_threshold
+    with ctx.progress.stage(f"round {round_index}: hull", 1) as task, ctx.db.session() as session:
+        hull, e_form = current_hull(ctx, session)
+        session.execute(
+            delete(HullResult).where(
+                HullResult.fidelity == ctx.fidelity,
+                HullResult.round_index == round_index,
+                HullResult.candidate_id.in_(list(e_form)),
+            )
+        )
+        for cid in e_form:
+            p = hull.point(cid)
+            session.add(
+                HullResult(
+                    candidate_id=cid,
+                    fidelity=ctx.fidelity,
+                    round_index=round_index,
+                    e_form_per_atom=p.e_form_per_atom,
+                    e_above_hull=p.e_above_hull,
+                    stable=p.e_above_hull <= threshold,
+                    decomposition=p.decomposition,
+                )
+            )
+        this_round = session.execute(
+            select(Calculation.candidate_id, Calculation.ok, Calculation.converged)
+            .join(Candidate, Candidate.id == Calculation.candidate_id)
+            .where(
+                Candidate.campaign_id == ctx.campaign_id,
+                Candidate.is_reference.is_(False),
+                Calculation.fidelity == ctx.fidelity,
+                Calculation.round_index == round_index,
+            )
+        ).all()
+        ok_ids = [cid for cid, ok, _ in this_round if ok and cid in e_form]
+        stable = sum(1 for cid in ok_ids if hull.point(cid).e_above_hull <= threshold)
+        row = ctx.round_row(session, round_index)
+        metrics = {
+            "validated": len(this_round),
+            "converged": sum(1 for _, ok, conv in this_round if ok and conv),
+            "failed": sum(1 for _, ok, _ in this_round if not ok),
+            "stable": stable,
+            "hit_rate": stable / len(this_round) if this_round else 0.0,
+            "mae_before_retrain": _mae_before_retrain(session, row, ok_ids, e_form),
+            "hull_size": len(hull.stable_formulas()),
+        }
+        ctx.mark_stage(session, round_index, "hull", metrics)
+        task.advance()

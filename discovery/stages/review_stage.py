@@ -1,0 +1,16 @@
+"""Queue the round's best stable, novel candidates for human review."""
+
+from __future__ import annotations
+
+from discovery.context import CampaignContext
+from discovery.review import fill_queue
+
+
+def run(ctx: CampaignContext, round_index: int) -> None:
+    with ctx.progress.stage(f"round {round_index}: review queue", 1) as task:
+        with ctx.db.session() as session:
+            added = fill_queue(
+                session, ctx.campaign_id, ctx.fidelity, round_index, ctx.config.review_size
+            )
+            ctx.mark_stage(session, round_index, "reviewed", {"queued": added})
+        task.advance()

@@ -1,0 +1,56 @@
+"""Pick this round's validation budget from the open pool."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import select
+
+from discovery.acquisition import select as acquire
+from discovery.context import CampaignContext
+from discovery.records import ScoredCandidate
+from discovery.store import Candidate, Prediction
+
+
+def run(ctx: CampaignContext, round_index: int) -> None:
+    acq = ctx.config.acquisition
+    rng = np.random.default_rng([ctx.config.seed, round_index, 2])
+    with ctx.db.session() as session:
+        row = ctx.round_row(session, round_index)
+        open_pool = list(
+            session.scalars(
+                select(Candidate)
+                .where(Candidate.campaign_id == ctx.campaign_id, Candidate.status == "generated")
+                .order_by(Candidate.id)
+            )
+        )
+        if row.screen_model is None:
+            # No model yet: an unbiased random first sample, as the issue of cold start demands.
+            pool = [ScoredCandidate(c.id, c.chemsys, 0.0, 0.0) for c in open_pool]
+            strategy = "random"
+        else:
+            preds = dict(
+                session.execute(
+                    select(Prediction.candidate_id, Prediction).where(
+                        Prediction.model_version == row.screen_model
+                    )
+                ).all()
+            )
+            pool = [
+                ScoredCandidate(c.id, c.chemsys, preds[c.id].e_hull_mean, preds[c.id].e_form_std)
+                for c in open_pool
+                if c.id in preds
+            ]
+            strategy = acq.strategy
+        picked = acquire(
+            pool,
+            ctx.config.validation_budget,
+            strategy,
+            rng,
+            kappa=acq.kappa,
+            max_per_chemsys=acq.max_per_chemsys,
+        )
+        for cand in session.scalars(select(Candidate).where(Candidate.id.in_(picked))):
+            cand.status = "selected"
+        ctx.mark_stage(
+            session, round_index, "selected", {"selected": len(picked), "pool": len(pool)}
+        )

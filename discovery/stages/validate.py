@@ -1,0 +1,58 @@
+"""Relax structures with the campaign's simulator; each result is committed as it arrives."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from discovery.context import CampaignContext
+from discovery.store import Calculation, Candidate
+from discovery.store.convert import calculation_row, structure_from_json
+
+log = logging.getLogger(__name__)
+
+
+def pending(ctx: CampaignContext, session, status: str) -> list[Candidate]:
+    """Candidates in `status` that have no calculation at this fidelity yet."""
+    done = select(Calculation.candidate_id).where(Calculation.fidelity == ctx.fidelity)
+    return list(
+        session.scalars(
+            select(Candidate)
+            .where(
+                Candidate.campaign_id == ctx.campaign_id,
+                Candidate.status == status,
+                Candidate.id.not_in(done),
+            )
+            .order_by(Candidate.id)
+        )
+    )
+
+
+def relax_and_record(ctx: CampaignContext, candidate_ids: list[int], round_index: int, task) -> int:
+    """Relax each candidate and commit its result at once, so a kill loses at most one."""
+    n = 0
+    for cid in candidate_ids:
+        with ctx.db.session() as session:
+            cand = session.get(Candidate, cid)
+            structure = structure_from_json(cand.structure)
+            fixed = bool((cand.origin_detail or {}).get("fixed_cell"))
+            sim = ctx.fixed_cell_simulator if fixed else ctx.simulator
+            result = sim.relax(structure)
+            session.add(calculation_row(cand, result, ctx.fidelity, round_index))
+            if not cand.is_reference:
+                cand.status = "validated" if result.ok else "failed"
+            if not result.ok:
+                log.warning("%s (%s) failed: %s", cand.uid, cand.formula, result.error)
+        n += 1
+        task.advance()
+    return n
+
+
+def run(ctx: CampaignContext, round_index: int) -> None:
+    with ctx.db.session() as session:
+        todo = [c.id for c in pending(ctx, session, "selected")]
+    with ctx.progress.stage(f"round {round_index}: validate", len(todo)) as task:
+        relax_and_record(ctx, todo, round_index, task)
+    with ctx.db.session() as session:
+        ctx.mark_stage(session, round_index, "validated")

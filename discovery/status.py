@@ -1,0 +1,108 @@
+"""Read-only views of a campaign: per-round metrics and the best candidates so far."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from discovery.campaign import CONFIG_FILENAME, store_url
+from discovery.config import CampaignConfig, ConfigError, load_config
+from discovery.store import Campaign, Candidate, Database, HullResult, ReviewItem, Round
+
+ROUND_COLUMNS = (
+    "round", "stage", "unique", "selected", "validated", "converged", "failed", "stable",
+    "hit_rate", "mae_before_retrain", "queued", "wall_s",
+)  # fmt: skip
+
+
+@dataclass
+class OpenCampaign:
+    config: CampaignConfig
+    directory: Path
+    db: Database
+    campaign_id: int
+
+    @property
+    def fidelity(self) -> str:
+        return self.config.simulator.name
+
+
+def open_campaign(directory: str | Path) -> OpenCampaign:
+    directory = Path(directory)
+    saved = directory / CONFIG_FILENAME
+    if not saved.is_file():
+        raise ConfigError(f"no campaign in {directory} (missing {CONFIG_FILENAME})")
+    config = load_config(saved)
+    db = Database(store_url(config, directory))
+    with db.session() as session:
+        cid = session.scalar(select(Campaign.id).where(Campaign.name == config.name))
+    if cid is None:
+        raise ConfigError(f"campaign {config.name!r} has not started in {directory}")
+    return OpenCampaign(config, directory, db, cid)
+
+
+def round_rows(camp: OpenCampaign) -> list[dict[str, Any]]:
+    with camp.db.session() as session:
+        rounds = session.scalars(
+            select(Round).where(Round.campaign_id == camp.campaign_id).order_by(Round.index)
+        ).all()
+        return [{"round": r.index, "stage": r.stage, **(r.metrics or {})} for r in rounds]
+
+
+def top_candidates(camp: OpenCampaign, n: int = 10) -> list[dict[str, Any]]:
+    """Validated candidates with the lowest energy above hull in the latest hull."""
+    with camp.db.session() as session:
+        latest = session.scalar(
+            select(func.max(HullResult.round_index)).where(HullResult.fidelity == camp.fidelity)
+        )
+        if latest is None:
+            return []
+        rows = session.execute(
+            select(Candidate, HullResult, ReviewItem.status)
+            .join(HullResult, HullResult.candidate_id == Candidate.id)
+            .outerjoin(ReviewItem, ReviewItem.candidate_id == Candidate.id)
+            .where(
+                Candidate.campaign_id == camp.campaign_id,
+                Candidate.is_reference.is_(False),
+                HullResult.round_index == latest,
+                HullResult.fidelity == camp.fidelity,
+            )
+            .order_by(HullResult.e_above_hull, Candidate.id)
+            .limit(n)
+        ).all()
+        return [
+            {
+                "id": c.uid,
+                "formula": c.reduced_formula,
+                "origin": c.parent or c.origin,
+                "e_form": h.e_form_per_atom,
+                "e_above_hull": h.e_above_hull,
+                "stable": h.stable,
+                "review": status or "-",
+            }
+            for c, h, status in rows
+        ]
+
+
+def counts(camp: OpenCampaign) -> dict[str, int]:
+    with camp.db.session() as session:
+        by_status = dict(
+            session.execute(
+                select(Candidate.status, func.count())
+                .where(Candidate.campaign_id == camp.campaign_id)
+                .group_by(Candidate.status)
+            ).all()
+        )
+        queue = dict(
+            session.execute(
+                select(ReviewItem.status, func.count())
+                .join(Candidate, Candidate.id == ReviewItem.candidate_id)
+                .where(Candidate.campaign_id == camp.campaign_id)
+                .group_by(ReviewItem.status)
+            ).all()
+        )
+    return {**{f"candidates_{k}": v for k, v in by_status.items()},
+            **{f"review_{k}": v for k, v in queue.items()}}  # fmt: skip

@@ -1,0 +1,28 @@
+"""The campaign store: SQLAlchemy tables plus the few queries every stage shares."""
+
+from discovery.store.database import Database, default_store_url
+from discovery.store.schema import (
+    Calculation,
+    Campaign,
+    Candidate,
+    HullResult,
+    ModelVersion,
+    Prediction,
+    ReviewDecision,
+    ReviewItem,
+    Round,
+)
+
+__all__ = [
+    "Calculation",
+    "Campaign",
+    "Candidate",
+    "Database",
+    "HullResult",
+    "ModelVersion",
+    "Prediction",
+    "ReviewDecision",
+    "ReviewItem",
+    "Round",
+    "default_store_url",
+]

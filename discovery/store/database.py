@@ -1,0 +1,55 @@
+"""Engine and session factory for the campaign store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from discovery.store.schema import Base
+
+STORE_FILENAME = "campaign.db"
+
+
+def default_store_url(campaign_dir: Path) -> str:
+    return f"sqlite:///{(campaign_dir / STORE_FILENAME).resolve()}"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # WAL lets `discovery review` and `status` read while a campaign writes.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Database:
+    """One store: an engine plus a session factory; tables are created on first open."""
+
+    def __init__(self, url: str, create: bool = True):
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        if create:
+            Base.metadata.create_all(self.engine)
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed when the block ends, rolled back if it raises."""
+        with self._factory() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,222 @@
+"""Ensemble of CrystalGNNs: fit, predict with uncertainty, save and load."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import torch
+from pymatgen.core import Structure
+from torch_geometric.data import Data
+
+from models.checkpoints import (
+    FORMAT_VERSION,
+    CheckpointMismatchError,
+    plain,
+    read_checkpoint,
+    settings_mismatch,
+    write_checkpoint,
+)
+from models.device import resolve_device
+from models.gnn import CrystalGNN
+from models.graphs import graphs_for
+from models.records import Prediction, TrainReport
+from models.settings import GNNSettings, TrainSettings
+from models.splits import grouped_split
+from models.training import predict_standardised, train_member
+
+log = logging.getLogger(__name__)
+
+# A near-constant target set would otherwise blow the standardised targets up.
+_STD_FLOOR = 1e-3
+
+
+class Ensemble:
+    def __init__(
+        self, gnn: GNNSettings, n_members: int = 3, seed: int = 0, device: str = "auto"
+    ) -> None:
+        if n_members < 1:
+            raise ValueError(f"n_members must be >= 1, got {n_members}")
+        self.settings = gnn
+        self.n_members = n_members
+        self.seed = seed
+        self.device = resolve_device(device)
+        self.members = [self._fresh_member(k) for k in range(n_members)]
+        self.target_mean = 0.0
+        self.target_std = 1.0
+        self._trained = False
+        self._extra: dict[str, Any] = {}
+
+    def member_seed(self, k: int) -> int:
+        return self.seed * 1000 + k
+
+    def _fresh_member(self, k: int) -> CrystalGNN:
+        # Initialise on the CPU generator only, inside a forked RNG state, so the same seed gives
+        # the same weights on any device and callers' global RNG streams are left alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(self.member_seed(k))
+            model = CrystalGNN(self.settings)
+        return model.to(self.device)
+
+    @property
+    def is_trained(self) -> bool:
+        return self._trained
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return copy.deepcopy(self._extra)
+
+    def _graphs(self, structures: Sequence[Structure]) -> list[Data]:
+        graphs = graphs_for(structures, self.settings.cutoff)
+        for i, g in enumerate(graphs):
+            # Checked here, on CPU tensors, to avoid a device sync inside every forward pass.
+            if g.num_nodes == 0 or int(g.z.max()) > self.settings.max_z:
+                raise ValueError(
+                    f"structure {i} ({structures[i].formula}) is empty or has an element "
+                    f"beyond max_z={self.settings.max_z}"
+                )
+        return graphs
+
+    def fit(
+        self,
+        structures: list[Structure],
+        targets: list[float],
+        train: TrainSettings,
+        init_from: Ensemble | None = None,
+    ) -> TrainReport:
+        if len(structures) == 0:
+            raise ValueError("cannot fit an ensemble on an empty dataset")
+        if len(structures) != len(targets):
+            raise ValueError(
+                f"got {len(structures)} structures but {len(targets)} targets; lengths must match"
+            )
+        if init_from is not None:
+            self._check_compatible(init_from)
+        started = time.perf_counter()
+
+        y = torch.tensor([float(t) for t in targets], dtype=torch.float64)
+        if not bool(torch.isfinite(y).all()):
+            raise ValueError("targets contain NaN or infinite values")
+        graphs = self._graphs(structures)
+        formulas = [s.composition.reduced_formula for s in structures]
+        train_idx, val_idx = grouped_split(formulas, train.val_fraction, self.seed)
+        train_graphs = [graphs[i] for i in train_idx]
+        val_graphs = [graphs[i] for i in val_idx]
+
+        if init_from is not None:
+            # Keep the parent's scale so the copied weights still mean what they meant.
+            mean, std = init_from.target_mean, init_from.target_std
+        else:
+            y_train = y[train_idx]
+            mean = float(y_train.mean())
+            std = max(float(y_train.std(correction=0)), _STD_FLOOR)
+        # A fit that dies half-way must not leave a mix of old and new members usable.
+        self._trained = False
+        self.target_mean, self.target_std = mean, std
+        y_std = (y - mean) / std
+
+        epochs_run = []
+        for k in range(self.n_members):
+            model = self._fresh_member(k)
+            if init_from is not None:
+                model.load_state_dict(init_from.members[k].state_dict())
+            epochs_run.append(
+                train_member(
+                    model,
+                    train_graphs,
+                    y_std[train_idx],
+                    val_graphs,
+                    y_std[val_idx],
+                    train,
+                    self.member_seed(k),
+                    self.device,
+                )
+            )
+            self.members[k] = model
+        self._trained = True
+        self._extra = {}
+
+        mean_pred = self._predict_graphs(graphs, batch_size=256)[0]
+        abs_err = (mean_pred - y).abs()
+        report = TrainReport(
+            n_train=len(train_idx),
+            n_val=len(val_idx),
+            epochs_run=epochs_run,
+            train_mae=float(abs_err[train_idx].mean()),
+            val_mae=float(abs_err[val_idx].mean()) if val_idx else None,
+            wall_s=time.perf_counter() - started,
+        )
+        log.info("ensemble fit: %s", report)
+        return report
+
+    def _check_compatible(self, other: Ensemble) -> None:
+        if not other.is_trained:
+            raise RuntimeError("init_from ensemble is not trained")
+        problems = settings_mismatch(other.settings, self.settings)
+        if other.n_members != self.n_members:
+            problems.append(
+                f"checkpoint has n_members={other.n_members}, "
+                f"config asks n_members={self.n_members}"
+            )
+        if problems:
+            raise CheckpointMismatchError("; ".join(problems))
+
+    def _predict_graphs(self, graphs: Sequence[Data], batch_size: int) -> tuple[torch.Tensor, ...]:
+        """(mean, std) over members in eV/atom, float64 CPU tensors."""
+        per_member = torch.stack(
+            [predict_standardised(m, graphs, batch_size, self.device) for m in self.members]
+        )
+        per_member = per_member * self.target_std + self.target_mean
+        return per_member.mean(dim=0), per_member.std(dim=0, correction=0)
+
+    def predict(self, structures: list[Structure], batch_size: int = 64) -> list[Prediction]:
+        if not self._trained:
+            raise RuntimeError("ensemble is not trained")
+        if not structures:
+            return []
+        mean, std = self._predict_graphs(self._graphs(structures), batch_size)
+        return [Prediction(mean=float(m), std=float(s)) for m, s in zip(mean, std, strict=True)]
+
+    def save(self, path: str | Path, extra: dict | None = None) -> None:
+        if not self._trained:
+            raise RuntimeError("ensemble is not trained")
+        extra_plain = plain(extra or {})
+        write_checkpoint(
+            path,
+            {
+                "format_version": FORMAT_VERSION,
+                "gnn": self.settings.to_dict(),
+                "n_members": self.n_members,
+                "seed": self.seed,
+                "target_mean": self.target_mean,
+                "target_std": self.target_std,
+                "members": [
+                    {k: v.detach().cpu() for k, v in m.state_dict().items()} for m in self.members
+                ],
+                "extra": extra_plain,
+            },
+        )
+        self._extra = extra_plain
+
+    @classmethod
+    def load(
+        cls, path: str | Path, device: str = "auto", expect: GNNSettings | None = None
+    ) -> Self:
+        payload = read_checkpoint(path)
+        saved = GNNSettings.from_dict(payload["gnn"])
+        if expect is not None:
+            problems = settings_mismatch(saved, expect)
+            if problems:
+                raise CheckpointMismatchError(f"{path}: " + "; ".join(problems))
+        ensemble = cls(saved, n_members=payload["n_members"], seed=payload["seed"], device=device)
+        for model, state in zip(ensemble.members, payload["members"], strict=True):
+            model.load_state_dict(state)
+        ensemble.target_mean = float(payload["target_mean"])
+        ensemble.target_std = float(payload["target_std"])
+        ensemble._extra = payload.get("extra") or {}
+        ensemble._trained = True
+        return ensemble

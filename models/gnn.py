@@ -1,0 +1,46 @@
+"""CrystalGNN: a message-passing network predicting formation energy per atom."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Batch, Data
+
+from models.layers import GaussianRBF, InteractionBlock, Readout, cosine_envelope
+from models.settings import GNNSettings
+
+
+class CrystalGNN(nn.Module):
+    def __init__(self, settings: GNNSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        # +1 so that max_z itself is a valid atomic number (index 0 is unused).
+        self.embedding = nn.Embedding(settings.max_z + 1, settings.hidden)
+        self.rbf = GaussianRBF(settings.n_rbf, settings.cutoff)
+        self.edge_embedding = nn.Linear(settings.n_rbf, settings.hidden)
+        self.blocks = nn.ModuleList(
+            InteractionBlock(settings.hidden) for _ in range(settings.layers)
+        )
+        self.readout = Readout(settings.hidden)
+        self.to(getattr(torch, settings.dtype))
+
+    def reset_parameters(self) -> None:
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+    def forward(self, batch: Batch | Data) -> Tensor:
+        """Energy per atom, shape [n_graphs], in the units the model was trained on."""
+        z = batch.z
+        dist = batch.edge_dist.to(self.rbf.centres.dtype)
+        envelope = cosine_envelope(dist, self.settings.cutoff)
+        e = self.edge_embedding(self.rbf(dist) * envelope.unsqueeze(-1))
+        h = self.embedding(z)
+        for block in self.blocks:
+            h, e = block(h, e, envelope, batch.edge_index)
+
+        graph_of_node = batch.batch
+        if graph_of_node is None:
+            graph_of_node = torch.zeros_like(z)
+        n_graphs = getattr(batch, "num_graphs", 1)
+        return self.readout(h, graph_of_node, n_graphs)

@@ -1,0 +1,44 @@
+"""Physical sanity checks on ASE atoms; each returns a failure reason or None."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from ase import Atoms
+from ase.neighborlist import neighbor_list
+
+
+def too_close(atoms: Atoms, min_distance: float) -> str | None:
+    """Reason if any two atoms (periodic images included) are closer than ``min_distance``."""
+    if min_distance <= 0 or len(atoms) == 0:
+        return None
+    # neighbor_list sees periodic images, including an atom's own image in a tiny cell,
+    # which a plain distance matrix would miss.
+    d = neighbor_list("d", atoms, cutoff=min_distance)
+    if len(d) == 0:
+        return None
+    return f"atoms closer than {min_distance} Å (min distance {float(np.min(d)):.3f} Å)"
+
+
+def volume_blown(atoms: Atoms, initial_volume: float, max_ratio: float) -> str | None:
+    """Reason if the cell volume left [initial/max_ratio, initial*max_ratio]."""
+    if not atoms.pbc.all() or initial_volume <= 0:
+        return None
+    ratio = atoms.get_volume() / initial_volume
+    if not math.isfinite(ratio) or ratio > max_ratio or ratio < 1.0 / max_ratio:
+        return f"volume changed {ratio:.2f}x (limit {max_ratio}x either way)"
+    return None
+
+
+def non_finite(name: str, values: np.ndarray | float) -> str | None:
+    """Reason if ``values`` contain NaN or inf."""
+    if np.all(np.isfinite(values)):
+        return None
+    return f"nan {name}" if np.any(np.isnan(values)) else f"infinite {name}"
+
+
+def energy_too_low(energy_per_atom: float, floor: float) -> str | None:
+    if energy_per_atom < floor:
+        return f"energy per atom {energy_per_atom:.3f} eV below floor {floor} eV"
+    return None

@@ -1,0 +1,337 @@
+"""Tests for the models package: graphs, GNN invariances, ensemble training and checkpoints."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+from pymatgen.core.operations import SymmOp
+
+from models import (
+    CheckpointMismatchError,
+    CrystalGNN,
+    Ensemble,
+    GNNSettings,
+    TrainSettings,
+    resolve_device,
+    structure_to_graph,
+)
+from models.graphs import collate, graphs_for
+from models.splits import grouped_split
+
+SMALL = GNNSettings(cutoff=4.0, hidden=32, layers=2, n_rbf=16)
+QUICK = TrainSettings(epochs=30, lr=3e-3, batch_size=8, val_fraction=0.0)
+ATOL = {"float32": 1e-5, "float64": 1e-10}
+
+
+def fcc(element: str, a: float) -> Structure:
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), [element], [[0, 0, 0]])
+
+
+def triclinic() -> Structure:
+    """Low symmetry, so an invariance test cannot pass by accident of symmetry."""
+    lattice = Lattice.from_parameters(4.1, 4.6, 5.2, 81, 95, 104)
+    return Structure(
+        lattice, ["Na", "Cl", "O"], [[0.0, 0.0, 0.0], [0.48, 0.52, 0.45], [0.1, 0.7, 0.25]]
+    )
+
+
+def synthetic_dataset(n: int = 30, seed: int = 0) -> tuple[list[Structure], list[float]]:
+    rng = np.random.default_rng(seed)
+    prototypes = ["Fm-3m", "Im-3m", "Pm-3m"]
+    elements = ["Cu", "Al", "Ni", "Fe", "Na"]
+    structures, targets = [], []
+    for i in range(n):
+        element = elements[(i // 3) % len(elements)]
+        a = rng.uniform(2.6, 4.2)
+        s = Structure.from_spacegroup(prototypes[i % 3], Lattice.cubic(a), [element], [[0, 0, 0]])
+        structures.append(s)
+        volume_per_atom = s.volume / len(s)
+        targets.append(0.1 * volume_per_atom - 1.0 + 0.2 * (s[0].specie.Z % 3))
+    return structures, targets
+
+
+def energy(model: CrystalGNN, structure: Structure) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        batch = collate([structure_to_graph(structure, model.settings.cutoff)], torch.device("cpu"))
+        return model(batch)
+
+
+def predictions(ensemble: Ensemble, structures: list[Structure]) -> np.ndarray:
+    return np.array([[p.mean, p.std] for p in ensemble.predict(structures)])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared, busy machine OpenMP
+    oversubscription made a 2-second fit take over a minute."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def dataset() -> tuple[list[Structure], list[float]]:
+    return synthetic_dataset()
+
+
+@pytest.fixture(scope="module")
+def fitted(dataset) -> tuple[Ensemble, object]:
+    structures, targets = dataset
+    ensemble = Ensemble(SMALL, n_members=2, seed=0, device="cpu")
+    report = ensemble.fit(structures, targets, QUICK)
+    return ensemble, report
+
+
+# --- graphs -------------------------------------------------------------------------------
+
+
+def test_fcc_graph_has_twelve_nearest_neighbours():
+    a = 3.6
+    graph = structure_to_graph(fcc("Cu", a), cutoff=3.0)
+    assert graph.num_nodes == 4
+    assert graph.z.dtype == torch.long and graph.z.tolist() == [29] * 4
+    assert graph.edge_index.dtype == torch.long and graph.edge_dist.dtype == torch.float64
+    src, dst = graph.edge_index
+    assert torch.bincount(dst, minlength=4).tolist() == [12] * 4
+    assert torch.bincount(src, minlength=4).tolist() == [12] * 4
+    assert torch.allclose(graph.edge_dist, torch.full_like(graph.edge_dist, a / math.sqrt(2)))
+    assert bool((graph.edge_dist > 0).all())
+
+
+def test_periodic_self_images_are_edges_but_zero_distance_is_not():
+    simple_cubic = Structure(Lattice.cubic(2.5), ["Po"], [[0, 0, 0]])
+    graph = structure_to_graph(simple_cubic, cutoff=3.0)
+    assert graph.edge_index.shape == (2, 6)
+    assert bool((graph.edge_index[0] == graph.edge_index[1]).all())
+    assert torch.allclose(graph.edge_dist, torch.full((6,), 2.5, dtype=torch.float64))
+
+
+def test_isolated_atom_gives_finite_energy():
+    lonely = Structure(Lattice.cubic(10.0), ["Cu"], [[0, 0, 0]])
+    graph = structure_to_graph(lonely, cutoff=3.0)
+    assert graph.edge_index.shape == (2, 0)
+    assert torch.isfinite(energy(CrystalGNN(SMALL), lonely)).all()
+
+
+# --- model invariances --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_energy_invariances(dtype):
+    torch.manual_seed(0)
+    model = CrystalGNN(GNNSettings(cutoff=4.0, hidden=32, layers=2, n_rbf=16, dtype=dtype))
+    base = triclinic()
+    e0 = energy(model, base)
+    assert e0.shape == (1,)
+    assert e0.dtype == getattr(torch, dtype)
+
+    supercell = base.copy()
+    supercell.make_supercell([2, 2, 1])
+    order = [2, 0, 1]
+    permuted = Structure.from_sites([base[i] for i in order])
+    op = SymmOp.from_axis_angle_and_translation([1.0, 2.0, 0.5], 37.0)
+    rotated = base.copy().apply_operation(op)
+    assert not np.allclose(rotated.lattice.matrix, base.lattice.matrix)
+
+    for other in (supercell, permuted, rotated):
+        assert torch.allclose(energy(model, other), e0, rtol=0, atol=ATOL[dtype])
+
+    # The invariances must not hold merely because the output ignores the structure.
+    squeezed = base.copy()
+    squeezed.scale_lattice(base.volume * 0.8)
+    assert float((energy(model, squeezed) - e0).abs()) > 10 * ATOL["float32"]
+
+
+def test_batched_forward_matches_single_graphs():
+    torch.manual_seed(0)
+    model = CrystalGNN(SMALL).eval()
+    structures = [fcc("Cu", 3.6), triclinic(), fcc("Al", 4.0)]
+    with torch.no_grad():
+        batched = model(collate(graphs_for(structures, SMALL.cutoff), torch.device("cpu")))
+    singles = torch.cat([energy(model, s) for s in structures])
+    assert batched.shape == (3,)
+    assert torch.allclose(batched, singles, atol=1e-5)
+
+
+def test_float64_model():
+    model = CrystalGNN(GNNSettings(cutoff=4.0, hidden=16, layers=1, n_rbf=8, dtype="float64"))
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    assert energy(model, fcc("Cu", 3.6)).dtype == torch.float64
+
+
+def test_reset_parameters_changes_weights():
+    model = CrystalGNN(SMALL)
+    before = [p.detach().clone() for p in model.parameters()]
+    model.reset_parameters()
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+
+
+# --- ensemble training --------------------------------------------------------------------
+
+
+def test_fit_beats_mean_baseline(fitted, dataset):
+    ensemble, report = fitted
+    _, targets = dataset
+    baseline = float(np.mean(np.abs(np.asarray(targets) - np.mean(targets))))
+    assert report.n_train == 30 and report.n_val == 0 and report.val_mae is None
+    assert report.epochs_run == [QUICK.epochs, QUICK.epochs]
+    assert report.train_mae < 0.25 * baseline
+    assert ensemble.is_trained
+
+
+def test_predictions_have_spread_and_match_report(fitted, dataset):
+    ensemble, report = fitted
+    structures, targets = dataset
+    preds = predictions(ensemble, structures)
+    assert (preds[:, 1] > 0).all()
+    assert np.mean(np.abs(preds[:, 0] - targets)) == pytest.approx(report.train_mae, rel=1e-5)
+
+
+def test_fit_is_deterministic_per_seed(fitted, dataset):
+    structures, targets = dataset
+    ensemble, _ = fitted
+    same = Ensemble(SMALL, n_members=2, seed=0, device="cpu")
+    same.fit(structures, targets, QUICK)
+    other = Ensemble(SMALL, n_members=2, seed=1, device="cpu")
+    other.fit(structures, targets, QUICK)
+    reference = predictions(ensemble, structures[:8])
+    np.testing.assert_array_equal(predictions(same, structures[:8]), reference)
+    assert not np.allclose(predictions(other, structures[:8]), reference)
+
+
+def test_early_stopping_uses_grouped_validation(dataset):
+    structures, targets = dataset
+    ensemble = Ensemble(SMALL, n_members=1, seed=3, device="cpu")
+    train = TrainSettings(epochs=40, batch_size=8, val_fraction=0.3, patience=2)
+    report = ensemble.fit(structures, targets, train)
+    assert report.n_val > 0 and report.n_train + report.n_val == len(structures)
+    assert report.val_mae is not None
+    assert 1 <= report.epochs_run[0] <= train.epochs
+
+
+def test_grouped_split_keeps_formulas_apart():
+    formulas = ["A", "A", "B", "B", "B", "C", "D", "D", "E", "F"]
+    train, val = grouped_split(formulas, 0.3, seed=0)
+    assert sorted(train + val) == list(range(len(formulas)))
+    assert val and {formulas[i] for i in train}.isdisjoint({formulas[i] for i in val})
+    # Too few samples or a single formula: no validation split.
+    assert grouped_split(formulas[:5], 0.3, seed=0)[1] == []
+    assert grouped_split(["A"] * 20, 0.3, seed=0)[1] == []
+    assert grouped_split(formulas, 0.0, seed=0)[1] == []
+
+
+def test_fine_tune_from_previous_ensemble(fitted, dataset):
+    parent, _ = fitted
+    structures, targets = dataset
+    # At a negligible learning rate a fine-tune must reproduce the parent, a fresh fit cannot.
+    still = TrainSettings(epochs=1, lr=1e-9, val_fraction=0.0)
+    child = Ensemble(SMALL, n_members=2, seed=5, device="cpu")
+    child.fit(structures, targets, still, init_from=parent)
+    np.testing.assert_allclose(
+        predictions(child, structures), predictions(parent, structures), atol=1e-5
+    )
+    fresh = Ensemble(SMALL, n_members=2, seed=5, device="cpu")
+    fresh.fit(structures, targets, still)
+    assert not np.allclose(
+        predictions(fresh, structures), predictions(parent, structures), atol=1e-2
+    )
+
+    wider = Ensemble(GNNSettings(cutoff=4.0, hidden=48, layers=2, n_rbf=16), n_members=2)
+    with pytest.raises(CheckpointMismatchError, match="hidden"):
+        wider.fit(structures, targets, QUICK, init_from=parent)
+    more = Ensemble(SMALL, n_members=3, device="cpu")
+    with pytest.raises(CheckpointMismatchError, match="n_members"):
+        more.fit(structures, targets, QUICK, init_from=parent)
+
+
+def test_bad_inputs_are_rejected(dataset):
+    structures, targets = dataset
+    ensemble = Ensemble(SMALL, n_members=1, device="cpu")
+    with pytest.raises(RuntimeError, match="not trained"):
+        ensemble.predict(structures[:2])
+    with pytest.raises(ValueError, match="lengths must match"):
+        ensemble.fit(structures, targets[:-1], QUICK)
+    with pytest.raises(ValueError, match="empty"):
+        ensemble.fit([], [], QUICK)
+    assert not ensemble.is_trained
+
+
+# --- checkpoints --------------------------------------------------------------------------
+
+
+def test_save_load_roundtrip(fitted, dataset, tmp_path):
+    ensemble, _ = fitted
+    structures, _ = dataset
+    path = tmp_path / "nested" / "ensemble.pt"
+    ensemble.save(path, extra={"data_ids": [1, 2, 3], "mae": np.float64(0.05)})
+    assert not list(path.parent.glob("*.tmp"))
+
+    loaded = Ensemble.load(path, device="cpu", expect=SMALL)
+    assert loaded.is_trained and loaded.n_members == 2
+    assert loaded.extra == {"data_ids": [1, 2, 3], "mae": 0.05}
+    np.testing.assert_array_equal(
+        predictions(loaded, structures), predictions(ensemble, structures)
+    )
+
+
+def test_load_with_mismatched_settings_names_the_field(fitted, tmp_path):
+    ensemble, _ = fitted
+    path = tmp_path / "ensemble.pt"
+    ensemble.save(path)
+    wanted = GNNSettings(cutoff=4.0, hidden=128, layers=2, n_rbf=16)
+    with pytest.raises(
+        CheckpointMismatchError, match="checkpoint has hidden=32, config asks hidden=128"
+    ):
+        Ensemble.load(path, device="cpu", expect=wanted)
+
+
+def test_settings_dict_roundtrip():
+    settings = GNNSettings(hidden=16, dtype="float64")
+    assert GNNSettings.from_dict(settings.to_dict()) == settings
+    assert TrainSettings.from_dict(QUICK.to_dict()) == QUICK
+    with pytest.raises(ValueError, match="hiden"):
+        GNNSettings.from_dict({"hiden": 3})
+    with pytest.raises(ValueError):
+        GNNSettings(layers=0)
+
+
+# --- devices ------------------------------------------------------------------------------
+
+
+def test_resolve_device_cpu_and_auto():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+
+
+def test_resolve_cuda_without_cuda_raises():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        resolve_device("cuda:0")
+
+
+@pytest.mark.gpu
+def test_cuda_fit_and_predict_match_cpu(dataset):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    structures, targets = dataset
+    settings = GNNSettings(cutoff=4.0, hidden=32, layers=2, n_rbf=16, dtype="float64")
+    train = TrainSettings(epochs=5, batch_size=8, val_fraction=0.0)
+    results = []
+    for device in ("cpu", "cuda"):
+        ensemble = Ensemble(settings, n_members=2, seed=0, device=device)
+        ensemble.fit(structures, targets, train)
+        assert next(ensemble.members[0].parameters()).device.type == device
+        results.append(predictions(ensemble, structures))
+    np.testing.assert_allclose(results[1], results[0], atol=1e-4)

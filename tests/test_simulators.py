@@ -1,0 +1,311 @@
+"""Tests for simulators/: EMT relaxations, failure handling, custom calculators, CHGNet."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from simulators import (
+    RelaxResult,
+    RelaxSettings,
+    Simulator,
+    available_simulators,
+    make_calculator,
+    relax_structure,
+)
+from simulators.calculators import elements_supported
+
+FCC = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
+LIMNO2_CIF = Path("/work/shared/data/structures/chgnet/mp-18767-LiMnO2.cif")
+TIGHT = RelaxSettings(fmax=1e-3)
+# Measured with CHGNet 0.3.0 weights on CPU (float32, hence rel 1e-3 tolerances).
+MNO_ENERGY_PER_ATOM = -8.97981
+LIMNO2_ENERGY_PER_ATOM = -7.36774
+
+# Written to a temporary directory so the tests need no helper files in the repo.
+HELPER_MODULE = textwrap.dedent(
+    '''
+    import numpy as np
+    from ase.calculators.calculator import Calculator, all_changes
+    from ase.calculators.emt import EMT
+
+
+    class Scripted(Calculator):
+        """Misbehaves on request, to exercise the failure paths."""
+
+        implemented_properties = ["energy", "forces", "stress"]
+
+        def __init__(self, mode="ok", **kwargs):
+            super().__init__(**kwargs)
+            self.mode = mode
+
+        def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            if self.mode == "raise":
+                raise RuntimeError("scripted failure in calculate")
+            n = len(self.atoms)
+            energy = {"nan": float("nan"), "deep": -100.0 * n}.get(self.mode, 0.0)
+            forces = np.full((n, 3), np.nan) if self.mode == "nan_forces" else np.zeros((n, 3))
+            stress = np.zeros(6)
+            if self.mode == "expand":
+                stress[:3] = -0.5  # eV/Å^3 of pressure: the cell keeps growing
+            self.results = {"energy": energy, "forces": forces, "stress": stress}
+
+
+    def make_emt():
+        return EMT()
+
+
+    def make_scripted(mode="ok"):
+        return Scripted(mode)
+
+
+    def not_a_calculator():
+        return object()
+    '''
+)
+HELPERS = "simtest_helper_calcs"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def helper_module(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("helpers")
+    (directory / f"{HELPERS}.py").write_text(HELPER_MODULE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(directory))
+        yield
+
+
+def fcc(a: float, species=("Cu", "Cu", "Cu", "Cu")) -> Structure:
+    return Structure(Lattice.cubic(a), list(species), FCC)
+
+
+def scripted(mode: str, **settings) -> Simulator:
+    return Simulator(f"{HELPERS}:make_scripted", RelaxSettings(**settings), options={"mode": mode})
+
+
+# --- EMT -------------------------------------------------------------------------------
+
+
+def test_emt_relaxes_fcc_cu_to_its_lattice_parameter():
+    result = Simulator("emt", TIGHT).relax(fcc(3.7))
+    assert result.ok and result.converged and result.error is None
+    assert result.simulator == "emt"
+    assert 0 < result.steps <= TIGHT.max_steps
+    assert result.structure.lattice.abc == pytest.approx((3.58979,) * 3, rel=1e-3)
+    assert result.energy_per_atom == pytest.approx(-0.0070365, abs=1e-4)
+    assert result.energy == pytest.approx(4 * result.energy_per_atom)
+    assert result.forces_max < 1e-3
+    assert len(result.stress) == 6
+    assert max(abs(s) for s in result.stress) < 0.05  # GPa: the cell really relaxed
+
+
+@pytest.mark.parametrize("optimizer", ["FIRE", "BFGS"])
+def test_emt_relaxes_l12_cu3au(optimizer):
+    settings = RelaxSettings(fmax=1e-3, optimizer=optimizer)
+    result = Simulator("emt", settings).relax(fcc(3.9, ("Au", "Cu", "Cu", "Cu")))
+    assert result.ok and result.converged
+    assert result.energy_per_atom == pytest.approx(-0.015499, abs=1e-4)
+    assert result.structure.lattice.a == pytest.approx(3.7081, rel=1e-3)
+    assert result.structure.composition.reduced_formula == "Cu3Au"
+
+
+def test_single_point_does_not_move_atoms():
+    structure = fcc(3.9, ("Au", "Cu", "Cu", "Cu"))
+    result = Simulator("emt").single_point(structure)
+    assert result.ok and result.converged
+    assert result.steps == 0
+    assert result.structure.lattice.a == pytest.approx(3.9)
+    # Strained well past equilibrium: higher energy than relaxed, and under tension.
+    assert result.energy_per_atom == pytest.approx(0.099607, abs=1e-4)
+    assert result.stress[0] == pytest.approx(15.13, rel=1e-3)
+
+
+def test_fixed_cell_relaxation_keeps_the_cell():
+    structure = fcc(3.8)
+    structure.translate_sites([0], [0.02, 0.0, 0.0])
+    result = Simulator("emt", RelaxSettings(relax_cell=False, fmax=1e-3)).relax(structure)
+    assert result.ok and result.converged
+    assert result.structure.lattice.a == pytest.approx(3.8)
+    assert result.forces_max < 1e-3
+
+
+def test_non_converged_relaxation_is_still_ok():
+    result = Simulator("emt", RelaxSettings(max_steps=1)).relax(fcc(3.9))
+    assert result.ok
+    assert not result.converged
+    assert result.steps <= 1
+    assert result.energy is not None
+
+
+def test_atoms_too_close_is_a_failed_result():
+    structure = Structure(
+        Lattice.cubic(10.0), ["Cu", "Cu"], [[0, 0, 0], [0.1, 0, 0]], coords_are_cartesian=True
+    )
+    result = Simulator("emt").relax(structure)
+    assert not result.ok
+    assert "closer than" in result.error and "0.100" in result.error
+    assert result.energy is None and result.structure is None
+    assert result.steps == 0
+
+
+def test_disordered_structure_is_a_failed_result():
+    structure = Structure(Lattice.cubic(3.7), [{"Cu": 0.5, "Au": 0.5}] * 4, FCC)
+    result = Simulator("emt").relax(structure)
+    assert not result.ok
+    assert "disordered" in result.error
+    assert not result.converged
+
+
+def test_relax_structure_function_with_explicit_calculator():
+    result = relax_structure(fcc(3.7), make_calculator("emt"), TIGHT)
+    assert result.simulator == "custom"
+    assert result.energy_per_atom == pytest.approx(-0.0070365, abs=1e-4)
+
+
+def test_relax_many_yields_in_order():
+    structures = [fcc(3.7), fcc(3.9, ("Au", "Cu", "Cu", "Cu")), fcc(3.6)]
+    results = Simulator("emt", TIGHT).relax_many(structures)
+    assert not isinstance(results, list)  # a generator, so callers can commit as they go
+    formulas = [r.structure.composition.reduced_formula for r in results]
+    assert formulas == ["Cu", "Cu3Au", "Cu"]
+
+
+# --- custom calculators via import path --------------------------------------------------
+
+
+def test_import_path_factory():
+    result = Simulator(f"{HELPERS}:make_emt", TIGHT).relax(fcc(3.7))
+    assert result.simulator == f"{HELPERS}:make_emt"
+    assert result.energy_per_atom == pytest.approx(-0.0070365, abs=1e-4)
+
+
+def test_raising_calculator_never_propagates():
+    result = scripted("raise").relax(fcc(3.7))
+    assert not result.ok
+    assert result.error == "RuntimeError: scripted failure in calculate"
+    assert result.wall_s >= 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [("nan", "nan energy"), ("nan_forces", "nan forces"), ("deep", "below floor")],
+)
+def test_nonsense_numbers_are_failures(mode, reason):
+    for result in (scripted(mode).relax(fcc(3.7)), scripted(mode).single_point(fcc(3.7))):
+        assert not result.ok
+        assert reason in result.error
+        assert result.energy is None
+
+
+def test_volume_blow_up_stops_the_relaxation():
+    result = scripted("expand", max_volume_ratio=2.0).relax(fcc(3.7))
+    assert not result.ok
+    assert result.error.startswith("volume changed")
+    assert 0 < result.steps < RelaxSettings().max_steps  # stopped early, not at max_steps
+    assert result.structure is not None  # last geometry kept for post-mortems
+    assert result.structure.volume > 2.0 * 3.7**3
+
+
+def test_factory_not_returning_a_calculator_is_rejected():
+    with pytest.raises(TypeError, match="not an ASE calculator"):
+        make_calculator(f"{HELPERS}:not_a_calculator")
+
+
+def test_unimportable_path_is_rejected():
+    with pytest.raises(ValueError, match="cannot import"):
+        make_calculator("no_such_module_xyz:factory")
+
+
+# --- names and records -----------------------------------------------------------------
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError, match="'emt', 'chgnet'"):
+        make_calculator("vasp")
+    with pytest.raises(ValueError, match="valid names"):
+        Simulator("vasp")
+    assert available_simulators() == ["emt", "chgnet"]
+
+
+def test_elements_supported():
+    assert {"Cu", "Au", "Al", "Pt"} <= elements_supported("emt")
+    assert "Fe" not in elements_supported("emt")
+    assert elements_supported("chgnet") is None
+    assert elements_supported(f"{HELPERS}:make_emt") is None
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(ValueError, match="optimizer"):
+        RelaxSettings(optimizer="LBFGS")
+
+
+def test_result_roundtrips_through_json():
+    ok = Simulator("emt").relax(fcc(3.7))
+    failed = scripted("raise").relax(fcc(3.7))
+    for result in (ok, failed):
+        again = RelaxResult.from_dict(json.loads(json.dumps(result.to_dict())))
+        assert again == result
+        assert again.ok == result.ok
+    assert isinstance(RelaxResult.from_dict(ok.to_dict()).stress, tuple)
+
+
+# --- CHGNet ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chgnet() -> Simulator:
+    return Simulator("chgnet")
+
+
+def rock_salt_mno(a: float = 4.6) -> Structure:
+    conventional = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(a), ["Mn", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    return conventional.get_primitive_structure()
+
+
+def test_chgnet_relaxes_rock_salt_mno(chgnet):
+    result = chgnet.relax(rock_salt_mno())
+    assert result.ok and result.converged, result.error
+    assert result.simulator == "chgnet"
+    assert result.energy_per_atom == pytest.approx(MNO_ENERGY_PER_ATOM, rel=1e-3)
+    assert result.forces_max < RelaxSettings().fmax
+
+
+@pytest.mark.skipif(not LIMNO2_CIF.exists(), reason="shared LiMnO2 structure not present")
+def test_chgnet_relaxes_limno2(chgnet):
+    result = chgnet.relax(Structure.from_file(LIMNO2_CIF))
+    assert result.ok and result.converged, result.error
+    assert result.energy_per_atom == pytest.approx(LIMNO2_ENERGY_PER_ATOM, rel=1e-3)
+
+
+def test_chgnet_calculator_reuse_does_not_leak(chgnet):
+    a, b = rock_salt_mno(4.5), fcc(3.7)
+    first = chgnet.relax(a)
+    other = chgnet.relax(b)
+    again = chgnet.relax(a)
+    assert chgnet.calculator is chgnet.calculator
+    assert first.ok and other.ok and again.ok
+    assert other.energy_per_atom != pytest.approx(first.energy_per_atom, rel=1e-2)
+    assert again.energy == pytest.approx(first.energy, rel=1e-6)
+    assert again.steps == first.steps
+    assert again.stress == pytest.approx(first.stress, rel=1e-5, abs=1e-6)
+    assert chgnet.single_point(a).energy == pytest.approx(first_point_energy(chgnet, a))
+
+
+def first_point_energy(simulator: Simulator, structure: Structure) -> float:
+    """Energy from a calculator nobody else has touched, as the leak-free reference."""
+    fresh = Simulator(simulator.name, simulator.settings, simulator.device)
+    return fresh.single_point(structure).energy
+
+
+def test_chgnet_model_is_loaded_once():
+    first = make_calculator("chgnet")
+    second = make_calculator("chgnet")
+    assert first is not second
+    assert first.model is second.model
