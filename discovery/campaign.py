@@ -104,6 +104,7 @@ def run_campaign(
         camp.mlflow_run_id = parent
     ctx.tracker.client.log_text(parent, dump_config(config), "campaign.yaml")
     references.ensure_references(ctx)
+    ctx.tracker.log_metrics(parent, references.chemical_potential_report(ctx))
     for r in range(config.rounds):
         _run_round(ctx, r, parent)
     with ctx.db.session() as session:

@@ -12,10 +12,12 @@ from discovery.campaign import CONFIG_FILENAME, store_url
 from discovery.config import CampaignConfig, ConfigError, load_config
 from discovery.store import Campaign, Candidate, Database, HullResult, ReviewItem, Round
 
-ROUND_COLUMNS = (
-    "round", "stage", "unique", "selected", "validated", "converged", "failed", "stable",
-    "hit_rate", "mae_before_retrain", "queued", "wall_s",
-)  # fmt: skip
+# metric key -> column header of the summary table
+ROUND_COLUMNS = {
+    "round": "round", "stage": "stage", "unique": "new", "validated": "validated",
+    "converged": "conv.", "failed": "failed", "stable": "stable", "hit_rate": "hit rate",
+    "mae_before_retrain": "MAE pre (eV/at)", "queued": "queued", "wall_s": "wall (s)",
+}  # fmt: skip
 
 
 @dataclass

@@ -14,6 +14,9 @@ from discovery.store.convert import candidate_row
 
 log = logging.getLogger(__name__)
 
+# Simulators whose total energies live on the Materials Project (MP2020-corrected) scale.
+MP_COMPATIBLE = {"chgnet"}
+
 
 def ensure_references(ctx: CampaignContext, base_dir=None) -> None:
     records = reference_records(ctx.config.elements, ctx.config.references.known, base_dir)
@@ -35,3 +38,27 @@ def ensure_references(ctx: CampaignContext, base_dir=None) -> None:
         log.info("relaxing %d reference structures with %s", len(todo), ctx.fidelity)
     with ctx.progress.stage("references", len(todo)) as task:
         relax_and_record(ctx, todo, -1, task)
+
+
+def chemical_potential_report(ctx: CampaignContext) -> dict[str, float]:
+    """This simulator's elemental energies and their offsets from MP's elemental references.
+
+    For a potential trained on MP data (CHGNet) the offsets show how far its best simple
+    polymorph sits from MP's ground state; for EMT they are meaningless and not reported."""
+    from pymatgen.core import Composition
+
+    from discovery.hull import elemental_chemical_potentials
+    from discovery.mp_references import mp_chemical_potentials
+
+    with ctx.db.session() as session:
+        pairs = ctx.validated_pairs(session)
+        mu = elemental_chemical_potentials(
+            (Composition(c.formula), k.energy_per_atom) for c, k in pairs if c.is_reference
+        )
+    report = {f"mu_{el}": value for el, value in mu.items()}
+    if ctx.fidelity in MP_COMPATIBLE:
+        mp = mp_chemical_potentials()
+        for el, value in mu.items():
+            report[f"mu_minus_mp_{el}"] = value - mp[el]
+            log.info("%s: mu = %.3f eV/atom, %+.3f vs MP reference", el, value, value - mp[el])
+    return report

@@ -1,0 +1,122 @@
+"""Record the quickstart campaign: per-round discovery metrics and timings.
+
+    python benchmarks/quickstart.py                 # runs campaigns/quickstart.yaml afresh
+    python benchmarks/quickstart.py --dir runs/qs   # records (or finishes) a run in that dir
+
+Writes benchmarks/results/quickstart.json and quickstart.png. Ratios are taken inside the
+one run: the model-guided rounds' hit rate against round 0, which is chosen at random, and
+the GNN screen's per-structure cost against the simulator's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from discovery.campaign import run_campaign  # noqa: E402
+from discovery.config import load_config  # noqa: E402
+from discovery.progress import StageProgress  # noqa: E402
+from discovery.status import open_campaign, round_rows  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+KEYS = ("round", "validated", "stable", "hit_rate", "mae_before_retrain", "wall_s")
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def summarise(directory: Path, total_wall_s: float | None) -> dict:
+    camp = open_campaign(directory)
+    rows = round_rows(camp)
+    rounds = [{k: row.get(k) for k in KEYS} for row in rows]
+    first, later = rows[0], rows[1:]
+    later_validated = sum(r.get("validated", 0) for r in later)
+    later_stable = sum(r.get("stable", 0) for r in later)
+    later_hit = later_stable / later_validated if later_validated else None
+    screened = sum(r.get("screened", 0) for r in later)
+    screen_s = sum(r.get("wall_screened_s", 0.0) for r in later)
+    validated = sum(r.get("validated", 0) for r in rows)
+    validate_s = sum(r.get("wall_validated_s", 0.0) for r in rows)
+    return {
+        "campaign": camp.config.name,
+        "simulator": camp.fidelity,
+        "rounds": rounds,
+        "total_wall_s": total_wall_s,
+        "ratios": {
+            "hit_rate_guided_over_random_round0": _ratio(later_hit, first.get("hit_rate")),
+            "guided_hit_rate": later_hit,
+            "random_round0_hit_rate": first.get("hit_rate"),
+            "simulator_s_per_structure": _ratio(validate_s, validated),
+            "screen_s_per_structure": _ratio(screen_s, screened),
+            "screen_speedup_over_simulator": _ratio(
+                _ratio(validate_s, validated), _ratio(screen_s, screened)
+            ),
+        },
+        "machine": {
+            "cpus": __import__("os").cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available(),
+            "python": platform.python_version(),
+            "torch": version("torch"),
+            "chgnet": version("chgnet"),
+        },
+    }
+
+
+def plot(result: dict, path: Path) -> None:
+    rounds = result["rounds"]
+    xs = [r["round"] for r in rounds]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=110)
+    a.bar(xs, [r["hit_rate"] or 0 for r in rounds], color=["grey"] + ["C0"] * (len(xs) - 1))
+    a.set_xlabel("round (0 = random)")
+    a.set_ylabel("hit rate (stable / validated)")
+    cum, total = [], 0
+    for r in rounds:
+        total += r["stable"] or 0
+        cum.append(total)
+    b.plot(xs, cum, "o-")
+    b.set_xlabel("round")
+    b.set_ylabel("cumulative stable found")
+    fig.suptitle(f"{result['campaign']} ({result['simulator']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "campaigns" / "quickstart.yaml")
+    parser.add_argument("--dir", type=Path, default=None, help="campaign dir (default: temp)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "quickstart.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(max(1, (__import__("os").cpu_count() or 2) // 2))
+    config = load_config(args.config)
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = args.dir or Path(tmp) / "quickstart"
+        t0 = time.perf_counter()
+        run_campaign(config, directory, StageProgress(False))
+        wall = time.perf_counter() - t0
+        result = summarise(directory, wall if args.dir is None else None)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    plot(result, args.out.with_suffix(".png"))
+    logging.getLogger(__name__).info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()
