@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import warnings
 from functools import cache
 from importlib.resources import files
 
@@ -21,7 +22,10 @@ DATA = "mp-elemental-reference-entries.json.gz"
 def mp_elemental_entries() -> dict[str, ComputedEntry]:
     raw = files("discovery").joinpath("data", DATA).read_bytes()
     data = json.loads(gzip.decompress(raw))
-    return {el: ComputedEntry.from_dict(d) for el, d in data.items()}
+    with warnings.catch_warnings():
+        # pymatgen warns that noble gases have no electronegativity; irrelevant here
+        warnings.simplefilter("ignore", UserWarning)
+        return {el: ComputedEntry.from_dict(d) for el, d in data.items()}
 
 
 def mp_chemical_potentials() -> dict[str, float]:

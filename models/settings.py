@@ -15,8 +15,18 @@ def _check_keys(cls: type, data: dict[str, Any]) -> None:
         raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
 
 
+class _DictMixin:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        _check_keys(cls, data)
+        return cls(**data)
+
+
 @dataclass(frozen=True)
-class GNNSettings:
+class GNNSettings(_DictMixin):
     cutoff: float = 5.0
     hidden: int = 64
     layers: int = 3
@@ -32,17 +42,9 @@ class GNNSettings:
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        _check_keys(cls, data)
-        return cls(**data)
-
 
 @dataclass(frozen=True)
-class TrainSettings:
+class TrainSettings(_DictMixin):
     epochs: int = 200
     lr: float = 3e-3
     batch_size: int = 32
@@ -57,11 +59,3 @@ class TrainSettings:
             raise ValueError(f"lr must be > 0 and weight_decay >= 0: {self}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        _check_keys(cls, data)
-        return cls(**data)
