@@ -92,12 +92,16 @@ def run(
     _setup_logging(verbose)
     try:
         cfg = load_config(config)
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+    try:
         # Fail on bad reference specs before anything is created.
         from discovery.references import reference_records
 
-        reference_records(cfg.elements, cfg.references.known, config.parent)
-    except (ConfigError, ValueError, KeyError) as e:
-        raise _fail(str(e).strip("'\"")) from None
+        reference_records(cfg.elements, cfg.references.known)
+    except (KeyError, ValueError) as e:
+        message = e.args[0] if e.args else str(e)  # str() of a KeyError adds quotes
+        raise _fail(f"invalid value in 'references.known': {message}") from None
     import torch
 
     from discovery.campaign import run_campaign
@@ -106,7 +110,7 @@ def run(
     torch.set_num_threads(threads or _default_threads())
 
     try:
-        run_campaign(cfg, directory, StageProgress(None if progress else False))
+        run_campaign(cfg, directory, StageProgress(None if progress else False, console=err))
     except ConfigError as e:
         raise _fail(str(e)) from None
     _print_status(directory)

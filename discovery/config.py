@@ -267,7 +267,20 @@ def load_config(path: str | Path) -> CampaignConfig:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
-    return parse_config(data)
+    config = parse_config(data)
+    return _resolve_paths(config, path.parent)
+
+
+def _resolve_paths(config: CampaignConfig, base: Path) -> CampaignConfig:
+    """Structure files under references.known are relative to the YAML file, not the cwd; make
+    them absolute so the copy saved in the campaign dir still finds them."""
+    known = [
+        str((base / k).resolve()) if (base / k).is_file() else k for k in config.references.known
+    ]
+    if known == config.references.known:
+        return config
+    refs = config.references.model_copy(update={"known": known})
+    return config.model_copy(update={"references": refs})
 
 
 def dump_config(config: CampaignConfig) -> str:

@@ -21,8 +21,10 @@ class _Task:
 
 
 class StageProgress:
-    def __init__(self, enabled: bool | None = None):
+    def __init__(self, enabled: bool | None = None, console: Console | None = None):
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        # Share the log handler's console so log lines print above the live bar.
+        self.console = console or Console(stderr=True)
 
     @contextmanager
     def stage(self, description: str, total: int | None) -> Iterator[_Task]:
@@ -35,7 +37,7 @@ class StageProgress:
             MofNCompleteColumn(),
             TimeElapsedColumn(),
         )
-        with Progress(*columns, console=Console(stderr=True)) as progress:
+        with Progress(*columns, console=self.console) as progress:
             task_id = progress.add_task(description, total=total)
             yield _Task(progress, task_id)
             if total is not None:

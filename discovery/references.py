@@ -72,9 +72,9 @@ def elemental_polymorphs(symbol: str) -> list[CandidateRecord]:
     ]
 
 
-def known_compound(spec: str, base_dir: Path | None = None) -> CandidateRecord:
+def known_compound(spec: str) -> CandidateRecord:
     """'PROTOTYPE:El1,El2,...' (elements in the prototype's species order) or a file path."""
-    path = Path(spec) if base_dir is None else (base_dir / spec)
+    path = Path(spec)
     if ":" in spec and not path.exists():
         name, _, els = spec.partition(":")
         proto = get_prototype(name)
@@ -99,11 +99,9 @@ def known_compound(spec: str, base_dir: Path | None = None) -> CandidateRecord:
     return CandidateRecord(structure, "reference", path.name, {"file": str(path)})
 
 
-def reference_records(
-    elements: tuple[str, ...], known: list[str], base_dir: Path | None = None
-) -> list[CandidateRecord]:
+def reference_records(elements: tuple[str, ...], known: list[str]) -> list[CandidateRecord]:
     out: list[CandidateRecord] = []
     for el in elements:
         out.extend(elemental_polymorphs(el))
-    out.extend(known_compound(spec, base_dir) for spec in known)
+    out.extend(known_compound(spec) for spec in known)
     return out

@@ -85,3 +85,16 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(bad)
+
+
+def test_known_structure_files_are_relative_to_the_config(tmp_path):
+    from pymatgen.core import Lattice, Structure
+
+    (tmp_path / "sub").mkdir()
+    Structure(Lattice.cubic(3.7), ["Cu", "Au"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(tmp_path / "sub" / "cuau.cif")
+    )
+    data = {**toy_config(), "references": {"known": ["sub/cuau.cif", "L1_0-CuAu:Cu,Au"]}}
+    config = load_config(write_config(tmp_path / "c.yaml", data))
+    assert config.references.known[0] == str((tmp_path / "sub" / "cuau.cif").resolve())
+    assert config.references.known[1] == "L1_0-CuAu:Cu,Au"

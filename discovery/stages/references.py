@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 MP_COMPATIBLE = {"chgnet"}
 
 
-def ensure_references(ctx: CampaignContext, base_dir=None) -> None:
-    records = reference_records(ctx.config.elements, ctx.config.references.known, base_dir)
+def ensure_references(ctx: CampaignContext) -> None:
+    records = reference_records(ctx.config.elements, ctx.config.references.known)
     with ctx.db.session() as session:
         have = set(
             session.scalars(
