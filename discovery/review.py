@@ -43,7 +43,8 @@ def novel_candidates(session, campaign_id: int, fidelity: str) -> set[int]:
             Calculation.fidelity == fidelity,
             Calculation.ok.is_(True),
         )
-        .order_by(Candidate.is_reference.desc(), Candidate.id)
+        # Validation order, not generation order: the first to be validated is the original.
+        .order_by(Candidate.is_reference.desc(), Calculation.id)
     ).all()
     novel: set[int] = set()
     for cand, calc in rows:
@@ -77,7 +78,12 @@ def fill_queue(session, campaign_id: int, fidelity: str, round_index: int, size:
     if not rows:
         return 0
     novel = novel_candidates(session, campaign_id, fidelity)
-    next_rank = (session.scalar(select(func.max(ReviewItem.rank))) or 0) + 1
+    last_rank = session.scalar(
+        select(func.max(ReviewItem.rank))
+        .join(Candidate, Candidate.id == ReviewItem.candidate_id)
+        .where(Candidate.campaign_id == campaign_id)
+    )
+    next_rank = (last_rank or 0) + 1
     added = 0
     for cid, _ in rows:
         if cid not in novel:

@@ -94,3 +94,19 @@ def test_queue_takes_stable_novel_candidates_in_hull_order(db):
         decide(db, 1, "c-new", "maybe", "ada")
     with pytest.raises(ReviewError, match="reviewer"):
         decide(db, 1, "c-new", "approved", "  ")
+
+
+def test_the_first_validated_of_two_identical_crystals_is_the_novel_one(db):
+    from discovery.review import novel_candidates
+    from discovery.store.convert import calculation_row
+
+    crystal = Structure(Lattice.cubic(4.0), ["Cu", "Au", "Au", "Au"],
+                        [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])  # fmt: skip
+    with db.session() as s:  # generated first (lower id), validated later
+        early = candidate_row(CandidateRecord(crystal, "random"), 1, "early", 0, False)
+        s.add(early)
+    late_id = _add(db, "late", crystal.copy(), crystal.copy(), round_index=1)
+    with db.session() as s:
+        s.add(calculation_row(early, _result(crystal), "emt", 2))
+    with db.session() as s:
+        assert novel_candidates(s, 1, "emt") == {late_id}
