@@ -10,8 +10,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.settings import GNNSettings
-
 FORMAT_VERSION = 1
 
 
@@ -19,7 +17,13 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the model configuration that asked for it."""
 
 
-def settings_mismatch(saved: GNNSettings, wanted: GNNSettings) -> list[str]:
+def settings_mismatch(saved: Any, wanted: Any) -> list[str]:
+    if type(saved) is not type(wanted):
+        # Field-by-field differences between two unrelated models would only bury the cause.
+        return [
+            f"checkpoint holds a {type(saved).__name__} model, "
+            f"config asks for a {type(wanted).__name__} model"
+        ]
     saved_d, wanted_d = saved.to_dict(), wanted.to_dict()
     return [
         f"checkpoint has {k}={saved_d[k]!r}, config asks {k}={wanted_d[k]!r}"

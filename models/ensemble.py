@@ -1,4 +1,4 @@
-"""Ensemble of CrystalGNNs: fit, predict with uncertainty, save and load."""
+"""Ensemble of CrystalGNNs or CompositionNets: fit, predict with uncertainty, save and load."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import torch
-from pymatgen.core import Structure
+from torch import nn
 from torch_geometric.data import Data
 
 from models.checkpoints import (
@@ -22,10 +22,9 @@ from models.checkpoints import (
     write_checkpoint,
 )
 from models.device import resolve_device
-from models.gnn import CrystalGNN
-from models.graphs import graphs_for
+from models.kinds import CRYSTAL, kind_named, kind_of
 from models.records import Prediction, TrainReport
-from models.settings import GNNSettings, TrainSettings
+from models.settings import CompositionSettings, GNNSettings, TrainSettings
 from models.splits import grouped_split
 from models.training import predict_standardised, train_member
 
@@ -35,12 +34,19 @@ log = logging.getLogger(__name__)
 _STD_FLOOR = 1e-3
 
 
+ModelSettings = GNNSettings | CompositionSettings
+
+
 class Ensemble:
+    """Members are CrystalGNNs taking pymatgen Structures when built with GNNSettings, and
+    CompositionNets taking Compositions or formula strings when built with CompositionSettings."""
+
     def __init__(
-        self, gnn: GNNSettings, n_members: int = 3, seed: int = 0, device: str = "auto"
+        self, gnn: ModelSettings, n_members: int = 3, seed: int = 0, device: str = "auto"
     ) -> None:
         if n_members < 1:
             raise ValueError(f"n_members must be >= 1, got {n_members}")
+        self.kind = kind_of(gnn)
         self.settings = gnn
         self.n_members = n_members
         self.seed = seed
@@ -54,12 +60,12 @@ class Ensemble:
     def member_seed(self, k: int) -> int:
         return self.seed * 1000 + k
 
-    def _fresh_member(self, k: int) -> CrystalGNN:
+    def _fresh_member(self, k: int) -> nn.Module:
         # Initialise on the CPU generator only, inside a forked RNG state, so the same seed gives
         # the same weights on any device and callers' global RNG streams are left alone.
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(self.member_seed(k))
-            model = CrystalGNN(self.settings)
+            model = self.kind.build(self.settings)
         return model.to(self.device)
 
     @property
@@ -70,21 +76,21 @@ class Ensemble:
     def extra(self) -> dict[str, Any]:
         return copy.deepcopy(self._extra)
 
-    def _graphs(self, structures: Sequence[Structure]) -> list[Data]:
-        graphs = graphs_for(structures, self.settings.cutoff)
+    def _graphs(self, structures: Sequence[Any]) -> list[Data]:
+        graphs = self.kind.to_graphs(structures, self.settings)
         for i, g in enumerate(graphs):
             # Checked here, on CPU tensors, to avoid a device sync inside every forward pass.
             if g.num_nodes == 0 or int(g.z.max()) > self.settings.max_z:
                 raise ValueError(
-                    f"structure {i} ({structures[i].formula}) is empty or has an element "
+                    f"input {i} ({self.kind.describe(structures[i])}) is empty or has an element "
                     f"beyond max_z={self.settings.max_z}"
                 )
         return graphs
 
     def fit(
         self,
-        structures: list[Structure],
-        targets: list[float],
+        structures: Sequence[Any],
+        targets: Sequence[float],
         train: TrainSettings,
         init_from: Ensemble | None = None,
     ) -> TrainReport:
@@ -102,7 +108,7 @@ class Ensemble:
         if not bool(torch.isfinite(y).all()):
             raise ValueError("targets contain NaN or infinite values")
         graphs = self._graphs(structures)
-        formulas = [s.composition.reduced_formula for s in structures]
+        formulas = [self.kind.group_key(s) for s in structures]
         train_idx, val_idx = grouped_split(formulas, train.val_fraction, self.seed)
         train_graphs = [graphs[i] for i in train_idx]
         val_graphs = [graphs[i] for i in val_idx]
@@ -173,10 +179,10 @@ class Ensemble:
         per_member = per_member * self.target_std + self.target_mean
         return per_member.mean(dim=0), per_member.std(dim=0, correction=0)
 
-    def predict(self, structures: list[Structure], batch_size: int = 64) -> list[Prediction]:
+    def predict(self, structures: Sequence[Any], batch_size: int = 64) -> list[Prediction]:
         if not self._trained:
             raise RuntimeError("ensemble is not trained")
-        if not structures:
+        if len(structures) == 0:
             return []
         mean, std = self._predict_graphs(self._graphs(structures), batch_size)
         return [Prediction(mean=float(m), std=float(s)) for m, s in zip(mean, std, strict=True)]
@@ -189,7 +195,9 @@ class Ensemble:
             path,
             {
                 "format_version": FORMAT_VERSION,
-                "gnn": self.settings.to_dict(),
+                "kind": self.kind.name,
+                # Crystal checkpoints keep the historical key so older readers still load them.
+                _settings_key(self.kind.name): self.settings.to_dict(),
                 "n_members": self.n_members,
                 "seed": self.seed,
                 "target_mean": self.target_mean,
@@ -204,10 +212,29 @@ class Ensemble:
 
     @classmethod
     def load(
-        cls, path: str | Path, device: str = "auto", expect: GNNSettings | None = None
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        expect: ModelSettings | None = None,
+        kind: str | None = None,
     ) -> Self:
+        """`expect` checks the whole configuration, `kind` ("crystal" or "composition") only
+        the kind of model; either refuses a checkpoint that does not match."""
         payload = read_checkpoint(path)
-        saved = GNNSettings.from_dict(payload["gnn"])
+        # Checkpoints written before composition models existed carry no kind.
+        try:
+            saved_kind = kind_named(payload.get("kind", CRYSTAL.name))
+        except ValueError as exc:
+            raise CheckpointMismatchError(f"{path}: {exc}") from None
+        wanted_kind = kind_of(expect) if expect is not None else None
+        if kind is not None:
+            wanted_kind = kind_named(kind)
+        if wanted_kind is not None and wanted_kind is not saved_kind:
+            raise CheckpointMismatchError(
+                f"{path} holds a {saved_kind.name} model, "
+                f"but a {wanted_kind.name} model was asked for"
+            )
+        saved = saved_kind.settings_cls.from_dict(payload[_settings_key(saved_kind.name)])
         if expect is not None:
             problems = settings_mismatch(saved, expect)
             if problems:
@@ -220,3 +247,7 @@ class Ensemble:
         ensemble._extra = payload.get("extra") or {}
         ensemble._trained = True
         return ensemble
+
+
+def _settings_key(kind_name: str) -> str:
+    return "gnn" if kind_name == CRYSTAL.name else "settings"

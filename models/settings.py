@@ -1,4 +1,4 @@
-"""Hyper-parameters of the crystal GNN and of ensemble training."""
+"""Hyper-parameters of the crystal GNN, the composition model and of ensemble training."""
 
 from __future__ import annotations
 
@@ -39,6 +39,20 @@ class GNNSettings(_DictMixin):
             raise ValueError(f"cutoff must be > 0, got {self.cutoff}")
         if self.hidden < 1 or self.layers < 1 or self.n_rbf < 2 or self.max_z < 1:
             raise ValueError(f"hidden, layers, max_z must be >= 1 and n_rbf >= 2: {self}")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}")
+
+
+@dataclass(frozen=True)
+class CompositionSettings(_DictMixin):
+    hidden: int = 64
+    layers: int = 3
+    max_z: int = 100
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.hidden < 1 or self.layers < 1 or self.max_z < 1:
+            raise ValueError(f"hidden, layers and max_z must be >= 1: {self}")
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}")
 

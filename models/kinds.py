@@ -1,0 +1,62 @@
+"""Model kinds an Ensemble can hold: which settings, which network, which input graphs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+from torch_geometric.data import Data
+
+from models.composition import CompositionNet
+from models.composition_graphs import composition_graphs_for, reduced_formula
+from models.gnn import CrystalGNN
+from models.graphs import graphs_for
+from models.settings import CompositionSettings, GNNSettings
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    name: str
+    settings_cls: type
+    build: Callable[[Any], nn.Module]
+    to_graphs: Callable[[Sequence[Any], Any], list[Data]]
+    # Grouping key for validation splits: polymorphs of one formula must stay together.
+    group_key: Callable[[Any], str]
+    describe: Callable[[Any], str]
+
+
+CRYSTAL = ModelKind(
+    name="crystal",
+    settings_cls=GNNSettings,
+    build=CrystalGNN,
+    to_graphs=lambda structures, settings: graphs_for(structures, settings.cutoff),
+    group_key=lambda structure: structure.composition.reduced_formula,
+    describe=lambda structure: structure.formula,
+)
+
+COMPOSITION = ModelKind(
+    name="composition",
+    settings_cls=CompositionSettings,
+    build=CompositionNet,
+    to_graphs=lambda items, settings: composition_graphs_for(items),
+    group_key=reduced_formula,
+    describe=lambda item: str(item),
+)
+
+KINDS = {kind.name: kind for kind in (CRYSTAL, COMPOSITION)}
+
+
+def kind_of(settings: Any) -> ModelKind:
+    for kind in KINDS.values():
+        if type(settings) is kind.settings_cls:
+            return kind
+    raise TypeError(f"no model kind takes settings of type {type(settings).__name__}")
+
+
+def kind_named(name: str) -> ModelKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown model kind {name!r}; known: {sorted(KINDS)}") from None
