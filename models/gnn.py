@@ -6,7 +6,13 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
-from models.layers import GaussianRBF, InteractionBlock, Readout, cosine_envelope
+from models.layers import (
+    GaussianRBF,
+    InteractionBlock,
+    Readout,
+    can_overwrite,
+    cosine_envelope,
+)
 from models.settings import GNNSettings
 
 
@@ -34,7 +40,9 @@ class CrystalGNN(nn.Module):
         z = batch.z
         dist = batch.edge_dist.to(self.rbf.centres.dtype)
         envelope = cosine_envelope(dist, self.settings.cutoff)
-        e = self.edge_embedding(self.rbf(dist) * envelope.unsqueeze(-1))
+        rbf = self.rbf(dist)
+        env = envelope.unsqueeze(-1)
+        e = self.edge_embedding(rbf.mul_(env) if can_overwrite(rbf) else rbf * env)
         h = self.embedding(z)
         for block in self.blocks:
             h, e = block(h, e, envelope, batch.edge_index)

@@ -6,7 +6,26 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch_geometric.utils import scatter
+
+# exp() of arguments below about -87 (float32) or -708 (float64) underflows to subnormals or zero,
+# and on x86 CPUs both the exp and the matmuls that consume subnormals then run up to 10x slower.
+# Clamping the Gaussians' exponent here changes them by at most exp(-80) ~ 2e-35, far below the
+# rounding error of either float type relative to the nearest Gaussian, which is always > 0.7.
+_MIN_EXPONENT = -80.0
+
+# Edges per chunk when screening on the CPU. All edge-sized temporaries of a chunk (1 MiB each at
+# hidden=64, float32) stay in L2 and are recycled by malloc; whole-batch temporaries of several
+# MiB are handed back to the OS and faulted in afresh on every op, which cost ~25% at batch 64.
+_EDGE_CHUNK = 4096
+
+
+def can_overwrite(x: Tensor) -> bool:
+    """True if `x` may be overwritten in place: autograd does not need it (no_grad, inference
+    mode, or inputs that do not require grad). Saves an allocation and a pass per op when
+    screening, while training keeps the out-of-place ops autograd needs."""
+    return not x.requires_grad
 
 
 def cosine_envelope(dist: Tensor, cutoff: float) -> Tensor:
@@ -27,7 +46,9 @@ class GaussianRBF(nn.Module):
 
     def forward(self, dist: Tensor) -> Tensor:
         diff = dist.unsqueeze(-1) - self.centres
-        return torch.exp(-self.gamma * diff.square())
+        if can_overwrite(diff):
+            return diff.square_().mul_(-self.gamma).clamp_(min=_MIN_EXPONENT).exp_()
+        return torch.exp((-self.gamma * diff.square()).clamp(min=_MIN_EXPONENT))
 
 
 class InteractionBlock(nn.Module):
@@ -51,15 +72,57 @@ class InteractionBlock(nn.Module):
         self, h: Tensor, e: Tensor, envelope: Tensor, edge_index: Tensor
     ) -> tuple[Tensor, Tensor]:
         src, dst = edge_index
-        h_centre, h_neigh = self.node_to_edge(h).split(self.hidden, dim=-1)
-        pre = h_centre[dst] + h_neigh[src] + self.edge_in(e)
-        e = self.edge_norm(e + self.edge_out(nn.functional.silu(pre)))
-
-        gate, core = self.message(e).split(self.hidden, dim=-1)
-        msg = torch.sigmoid(gate) * nn.functional.silu(core) * envelope.unsqueeze(-1)
-        agg = scatter(msg, dst, dim=0, dim_size=h.shape[0], reduce="sum")
-        update = self.node_out(nn.functional.silu(self.node_in(torch.cat([h, agg], dim=-1))))
+        hidden = self.hidden
+        h_centre, h_neigh = self.node_to_edge(h).split(hidden, dim=-1)
+        # edge_in's bias is the same for every edge, so it is added once per node.
+        h_centre = h_centre + self.edge_in.bias
+        env = envelope.unsqueeze(-1)
+        if can_overwrite(h_centre):
+            e, agg = self._edges_in_place(h_centre, h_neigh, e, env, src, dst)
+        else:
+            # message's weight is used as two products on its halves rather than one split
+            # afterwards: the halves come out contiguous, and the element-wise ops and the
+            # scatter run 1.5-8x faster on contiguous tensors than on strided views.
+            w_gate, w_core = self.message.weight.split(hidden)
+            b_gate, b_core = self.message.bias.split(hidden)
+            pre = h_centre.index_select(0, dst) + h_neigh.index_select(0, src)
+            pre = F.silu(torch.addmm(pre, e, self.edge_in.weight.t()))
+            e = self.edge_norm(e + self.edge_out(pre))
+            msg = torch.sigmoid(F.linear(e, w_gate, b_gate)) * F.silu(F.linear(e, w_core, b_core))
+            agg = scatter(msg * env, dst, dim=0, dim_size=h.shape[0], reduce="sum")
+        update = self.node_out(F.silu(self.node_in(torch.cat([h, agg], dim=-1))))
         return self.node_norm(h + update), e
+
+    def _edges_in_place(
+        self, h_centre: Tensor, h_neigh: Tensor, e: Tensor, env: Tensor, src: Tensor, dst: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The edge update and the summed messages, without autograd (screening): the same
+        arithmetic as the autograd branch of forward, in chunks of edges on the CPU, with two
+        chunk-sized buffers recycled through every step of a chunk."""
+        hidden = self.hidden
+        w_gate, w_core = self.message.weight.split(hidden)
+        b_gate, b_core = self.message.bias.split(hidden)
+        n_edges = e.shape[0]
+        # A GPU gains nothing from chunks but kernel launches.
+        chunk = _EDGE_CHUNK if e.device.type == "cpu" else max(n_edges, 1)
+        e_new = torch.empty_like(e)
+        agg = e.new_zeros(h_centre.shape[0], hidden)
+        for start in range(0, n_edges, chunk):
+            edges = slice(start, start + chunk)
+            e_old, dst_chunk = e[edges], dst[edges]
+            # index_select is an order of magnitude faster than advanced indexing on the CPU.
+            pre = h_centre.index_select(0, dst_chunk)
+            neigh = h_neigh.index_select(0, src[edges])
+            pre.add_(neigh).addmm_(e_old, self.edge_in.weight.t())
+            F.silu(pre, inplace=True)
+            out = torch.addmm(self.edge_out.bias, pre, self.edge_out.weight.t(), out=neigh)
+            e_chunk = e_new[edges]
+            e_chunk.copy_(self.edge_norm(out.add_(e_old)))
+            gate = torch.addmm(b_gate, e_chunk, w_gate.t(), out=pre)
+            core = torch.addmm(b_core, e_chunk, w_core.t(), out=neigh)
+            msg = gate.sigmoid_().mul_(F.silu(core, inplace=True)).mul_(env[edges])
+            agg.index_add_(0, dst_chunk, msg)
+        return e_new, agg
 
 
 class Readout(nn.Module):
