@@ -31,7 +31,9 @@ CRYSTAL = ModelKind(
     name="crystal",
     settings_cls=GNNSettings,
     build=CrystalGNN,
-    to_graphs=lambda structures, settings: graphs_for(structures, settings.cutoff),
+    to_graphs=lambda structures, settings: graphs_for(
+        structures, settings.cutoff, merge_images=True
+    ),
     group_key=lambda structure: structure.composition.reduced_formula,
     describe=lambda structure: structure.formula,
 )

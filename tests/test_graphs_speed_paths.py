@@ -101,3 +101,37 @@ def test_rbf_clamp_only_touches_negligible_values(dtype):
     assert (clamped - exact).abs().max() < 1e-30
     # Every distance in range keeps a Gaussian near its peak, so the clamp is far below rounding.
     assert clamped.max(dim=-1).values.min() > 0.7
+
+
+def test_merged_periodic_images_give_the_same_energies():
+    from pymatgen.core import Lattice, Structure
+
+    from models import CrystalGNN, GNNSettings
+    from models.graphs import collate, structure_to_graph
+
+    fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.6), ["Cu"], [[0, 0, 0]])
+    fcc = fcc.get_primitive_structure()
+    tri = Structure(
+        Lattice.from_parameters(4.1, 4.6, 5.2, 81, 95, 104),
+        ["Na", "Cl", "O"],
+        [[0, 0, 0], [0.48, 0.52, 0.45], [0.1, 0.7, 0.25]],
+    )
+    lonely = Structure(Lattice.cubic(12.0), ["He"], [[0, 0, 0]])  # no edges at all
+    structures = [fcc, fcc * (2, 2, 1), tri, lonely]
+    raw = [structure_to_graph(s, 5.0) for s in structures]
+    merged = [structure_to_graph(s, 5.0, merge_images=True) for s in structures]
+    assert merged[0].edge_index.shape[1] == 3 and raw[0].edge_index.shape[1] == 42
+    for r, m in zip(raw, merged, strict=True):
+        assert float(m.edge_weight.sum()) == r.edge_index.shape[1]
+    model = CrystalGNN(GNNSettings(dtype="float64")).eval()
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        a = model(collate(raw, cpu))
+        b = model(collate(merged, cpu))
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    # and gradients (training) agree too
+    model.train()
+    ga = torch.autograd.grad(model(collate(raw, cpu)).sum(), list(model.parameters()))
+    gb = torch.autograd.grad(model(collate(merged, cpu)).sum(), list(model.parameters()))
+    for x, y in zip(ga, gb, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
