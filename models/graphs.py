@@ -33,22 +33,22 @@ def structure_to_graph(structure: Structure, cutoff: float, merge_images: bool =
     if merge_images:
         counts = np.ones(0)
         if dist.size:
-            key = np.stack([edge_index[0], edge_index[1], np.rint(dist / _SAME_DISTANCE)], axis=1)
-            _, first = np.unique(key, axis=0, return_index=True)
-            first = np.sort(first)  # keep the neighbour list's order, which is deterministic
-            counts = _counts_in_order(key, first)
+            # One integer per edge (pair, then distance in units of _SAME_DISTANCE): a 1-D
+            # unique is several times faster than a row-wise one.
+            n = len(structure)
+            pair = edge_index[0] * n + edge_index[1]
+            key = pair * (int(cutoff / _SAME_DISTANCE) + 2) + np.rint(dist / _SAME_DISTANCE)
+            _, first, counts = np.unique(
+                key.astype(np.int64), return_index=True, return_counts=True
+            )
+            order = np.argsort(first)  # keep the neighbour list's order, which is deterministic
+            first, counts = first[order], counts[order]
             edge_index, dist = edge_index[:, first], dist[first]
         # Always present, so that merged graphs with and without edges batch together.
         data.edge_weight = torch.from_numpy(counts.astype(np.float64))
     data.edge_index = torch.from_numpy(np.ascontiguousarray(edge_index))
     data.edge_dist = torch.from_numpy(dist)
     return data
-
-
-def _counts_in_order(key: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """How many rows of `key` equal each row key[first[k]]."""
-    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    return counts[inverse.reshape(-1)[first]]
 
 
 def graphs_for(
