@@ -24,7 +24,7 @@ def run(ctx: CampaignContext, round_index: int) -> None:
             )
         )
         if row.screen_model is None:
-            # No model yet: an unbiased random first sample, as the issue of cold start demands.
+            # Cold start, no model yet: an unbiased random sample is the honest first batch.
             pool = [ScoredCandidate(c.id, c.chemsys, 0.0, 0.0) for c in open_pool]
             strategy = "random"
         else:
