@@ -254,6 +254,40 @@ def export(
     out.print(f"wrote {len(items)} candidates to {out_path}")
 
 
+@app.command()
+def tune(
+    config: Path = typer.Argument(..., help="The campaign YAML."),
+    directory: Path = typer.Option(..., "--dir", "-d", help="Its campaign dir (the data)."),
+    trials: int = typer.Option(20, min=1, help="Total trials the study should reach."),
+    epochs: int = typer.Option(0, min=0, help="Max epochs per trial; 0 = the config's."),
+    out_path: Path | None = typer.Option(None, "--out", help="Default: DIR/best-model.yaml."),
+    threads: int = typer.Option(0, min=0, help="CPU threads for torch; 0 = half the cores."),
+) -> None:
+    """Tune the crystal GNN on a campaign's validated data (Optuna, resumable, pruned)."""
+    _setup_logging(False)
+    try:
+        cfg = load_config(config)
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+    camp = _open(directory)
+    if camp.config.name != cfg.name:
+        raise _fail(f"{directory} holds campaign {camp.config.name!r}, not {cfg.name!r}")
+    import torch
+
+    from discovery.tuning import tune as run_tuning
+
+    torch.set_num_threads(threads or _default_threads())
+    try:
+        result = run_tuning(camp, trials, out_path or directory / "best-model.yaml", epochs or None)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    out.print(
+        f"{result.trials_done} trials; best validation MAE {result.best_val_mae:.4f} eV/atom; "
+        f"settings written to {result.output} (use `include: [{result.output.name}]`)",
+        markup=False,
+    )
+
+
 @app.command("config-reference")
 def config_reference() -> None:
     """Print the config reference table (Markdown) that the README embeds."""

@@ -113,6 +113,7 @@ class ModelConfig(_Section):
     epochs: int = Field(150, ge=1, description="Maximum training epochs per member.")
     learning_rate: float = Field(3e-3, gt=0, description="AdamW learning rate.")
     batch_size: int = Field(32, ge=1, description="Training batch size.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     retrain: Literal["scratch", "finetune"] = Field(
         "scratch",
         description="Each round: train a fresh ensemble, or fine-tune the previous round's.",
@@ -263,12 +264,48 @@ def load_config(path: str | Path) -> CampaignConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    data = _read_yaml(path)
+    if isinstance(data, dict) and "include" in data:
+        data = _with_includes(data, path.parent)
     config = parse_config(data)
     return _resolve_paths(config, path.parent)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+
+
+def _deep_merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _with_includes(data: dict, base: Path) -> dict:
+    """`include: [file, ...]` (relative to the config) merged under the config itself, in
+    order: e.g. the best model settings that `discovery tune` writes. The config wins."""
+    includes = data.pop("include")
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list):
+        raise ConfigError("invalid value for 'include': a file name or a list of file names")
+    merged: dict = {}
+    for name in includes:
+        path = base / str(name)
+        if not path.is_file():
+            raise ConfigError(f"invalid value for 'include': file not found: {path}")
+        part = _read_yaml(path)
+        if not isinstance(part, dict):
+            raise ConfigError(f"invalid value for 'include': {path} is not a YAML mapping")
+        merged = _deep_merge(merged, part)
+    return _deep_merge(merged, data)
 
 
 def _resolve_paths(config: CampaignConfig, base: Path) -> CampaignConfig:

@@ -14,6 +14,22 @@ from discovery.store import Calculation, Candidate, Database, Round
 from discovery.tracking import Tracker
 
 
+def validated_pairs(
+    session, campaign_id: int, fidelity: str
+) -> list[tuple[Candidate, Calculation]]:
+    rows = session.execute(
+        select(Candidate, Calculation)
+        .join(Calculation, Calculation.candidate_id == Candidate.id)
+        .where(
+            Candidate.campaign_id == campaign_id,
+            Calculation.fidelity == fidelity,
+            Calculation.ok.is_(True),
+        )
+        .order_by(Candidate.id)
+    ).all()
+    return [(c, k) for c, k in rows]
+
+
 @dataclass
 class CampaignContext:
     config: CampaignConfig
@@ -55,17 +71,7 @@ class CampaignContext:
 
     def validated_pairs(self, session) -> list[tuple[Candidate, Calculation]]:
         """Every successful calculation at this campaign's fidelity, references included."""
-        rows = session.execute(
-            select(Candidate, Calculation)
-            .join(Calculation, Calculation.candidate_id == Candidate.id)
-            .where(
-                Candidate.campaign_id == self.campaign_id,
-                Calculation.fidelity == self.fidelity,
-                Calculation.ok.is_(True),
-            )
-            .order_by(Candidate.id)
-        ).all()
-        return [(c, k) for c, k in rows]
+        return validated_pairs(session, self.campaign_id, self.fidelity)
 
     def round_row(self, session, round_index: int) -> Round:
         return session.scalars(

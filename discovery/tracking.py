@@ -72,6 +72,10 @@ class Tracker:
         )
         return run.info.run_id
 
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        flat = flatten(params)
+        self.client.log_batch(run_id, params=[Param(k, v) for k, v in sorted(flat.items())])
+
     def log_metrics(self, run_id: str, metrics: Mapping[str, float | None], step: int = 0) -> None:
         now = int(time.time() * 1000)
         batch = [

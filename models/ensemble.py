@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -35,6 +35,13 @@ _STD_FLOOR = 1e-3
 
 
 ModelSettings = GNNSettings | CompositionSettings
+
+
+def _in_ev(on_epoch, member: int, std: float):
+    """Adapt a caller's per-epoch callback to one member, with the MAE back in eV/atom."""
+    if on_epoch is None:
+        return None
+    return lambda epoch, mae: on_epoch(member, epoch, None if mae is None else mae * std)
 
 
 class Ensemble:
@@ -93,7 +100,10 @@ class Ensemble:
         targets: Sequence[float],
         train: TrainSettings,
         init_from: Ensemble | None = None,
+        on_epoch: Callable[[int, int, float | None], None] | None = None,
     ) -> TrainReport:
+        """`on_epoch(member, epoch, val_mae)` is called after every epoch of every member, with
+        the validation MAE in eV/atom (None without a validation split)."""
         if len(structures) == 0:
             raise ValueError("cannot fit an ensemble on an empty dataset")
         if len(structures) != len(targets):
@@ -140,6 +150,7 @@ class Ensemble:
                     train,
                     self.member_seed(k),
                     self.device,
+                    _in_ev(on_epoch, k, std),
                 )
             )
             self.members[k] = model

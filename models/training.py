@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -44,10 +44,13 @@ def train_member(
     settings: TrainSettings,
     seed: int,
     device: torch.device,
+    on_epoch: Callable[[int, float | None], None] | None = None,
 ) -> int:
     """Fit `model` in place to standardised targets; returns the number of epochs run.
 
-    With a validation set, the weights of the best validation epoch are restored."""
+    With a validation set, the weights of the best validation epoch are restored. `on_epoch`
+    gets (epoch, standardised validation MAE or None) after every epoch; a hyper-parameter
+    search reports and prunes from there, inside the loop (an exception it raises propagates)."""
     dtype = next(model.parameters()).dtype
     targets = train_y.to(device, dtype)
     optimiser = torch.optim.AdamW(
@@ -76,8 +79,12 @@ def train_member(
         scheduler.step()
 
         if not val_graphs:
+            if on_epoch is not None:
+                on_epoch(epoch, None)
             continue
         val_mae = float((predict_standardised(model, val_graphs, 256, device) - val_y).abs().mean())
+        if on_epoch is not None:
+            on_epoch(epoch, val_mae)
         if val_mae < best_val:
             best_val, since_best = val_mae, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

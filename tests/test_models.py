@@ -335,3 +335,23 @@ def test_cuda_fit_and_predict_match_cpu(dataset):
         assert next(ensemble.members[0].parameters()).device.type == device
         results.append(predictions(ensemble, structures))
     np.testing.assert_allclose(results[1], results[0], atol=1e-4)
+
+
+def test_on_epoch_reports_every_epoch_in_ev_and_can_stop_training():
+    structures, targets = synthetic_dataset(24)
+    seen = []
+    ensemble = Ensemble(SMALL, n_members=2, seed=0, device="cpu")
+    train = TrainSettings(epochs=3, lr=3e-3, batch_size=8, val_fraction=0.3, patience=10)
+    ensemble.fit(structures, targets, train, on_epoch=lambda m, e, mae: seen.append((m, e, mae)))
+    assert [(m, e) for m, e, _ in seen] == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
+    assert all(mae is not None and 0 < mae < 10 for _, _, mae in seen)
+
+    class Stop(Exception):
+        pass
+
+    def stop(member, epoch, mae):
+        raise Stop
+
+    with pytest.raises(Stop):
+        ensemble.fit(structures, targets, train, on_epoch=stop)
+    assert not ensemble.is_trained

@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy import select
 
-from discovery.context import CampaignContext
+from discovery.context import CampaignContext, validated_pairs
 from discovery.stages.hull import formation_energies
 from discovery.store import ModelVersion
 from discovery.store.convert import structure_from_json
@@ -40,10 +40,10 @@ def load_ensemble(ctx: CampaignContext, model: ModelVersion):
     )
 
 
-def training_set(ctx: CampaignContext, session):
+def training_set(session, campaign_id: int, fidelity: str):
     """Initial and relaxed structure of every validated entry, both labelled with the relaxed
     formation energy: the screen sees unrelaxed candidates, so the model learns that map."""
-    pairs = ctx.validated_pairs(session)
+    pairs = validated_pairs(session, campaign_id, fidelity)
     e_form = formation_energies(pairs)
     structures, targets, ids = [], [], []
     for cand, calc in pairs:
@@ -65,7 +65,7 @@ def run(ctx: CampaignContext, round_index: int) -> None:
     m = ctx.config.model
     version = f"r{round_index}"
     with ctx.db.session() as session:
-        structures, targets, ids = training_set(ctx, session)
+        structures, targets, ids = training_set(session, ctx.campaign_id, ctx.fidelity)
         previous = latest_model(ctx, session, before_round=round_index)
         init = load_ensemble(ctx, previous) if (m.retrain == "finetune" and previous) else None
     ensemble = Ensemble(
@@ -74,7 +74,9 @@ def run(ctx: CampaignContext, round_index: int) -> None:
         seed=ctx.config.seed * 1000 + round_index,
         device=m.device,
     )
-    train = TrainSettings(epochs=m.epochs, lr=m.learning_rate, batch_size=m.batch_size)
+    train = TrainSettings(
+        epochs=m.epochs, lr=m.learning_rate, batch_size=m.batch_size, weight_decay=m.weight_decay
+    )
     with ctx.progress.stage(f"round {round_index}: train ({len(ids)} entries)", 1) as task:
         report = ensemble.fit(structures, targets, train, init_from=init)
         task.advance()
