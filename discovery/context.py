@@ -11,23 +11,8 @@ from sqlalchemy import select
 from discovery.config import CampaignConfig
 from discovery.progress import StageProgress
 from discovery.store import Calculation, Candidate, Database, Round
+from discovery.store.queries import validated_pairs
 from discovery.tracking import Tracker
-
-
-def validated_pairs(
-    session, campaign_id: int, fidelity: str
-) -> list[tuple[Candidate, Calculation]]:
-    rows = session.execute(
-        select(Candidate, Calculation)
-        .join(Calculation, Calculation.candidate_id == Candidate.id)
-        .where(
-            Candidate.campaign_id == campaign_id,
-            Calculation.fidelity == fidelity,
-            Calculation.ok.is_(True),
-        )
-        .order_by(Candidate.id)
-    ).all()
-    return [(c, k) for c, k in rows]
 
 
 @dataclass

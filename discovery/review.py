@@ -9,8 +9,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from discovery.generation.dedup import Deduplicator
-from discovery.store import Calculation, Candidate, Database, HullResult, ReviewDecision, ReviewItem
+from discovery.store import Candidate, Database, HullResult, ReviewDecision, ReviewItem
 from discovery.store.convert import structure_from_json
+from discovery.store.queries import validated_pairs
 from discovery.store.schema import utcnow
 
 log = logging.getLogger(__name__)
@@ -35,17 +36,8 @@ def novel_candidates(session, campaign_id: int, fidelity: str) -> set[int]:
     """Validated candidates whose relaxed structure matches no reference and no earlier
     candidate (two starting points often relax into the same crystal)."""
     seen = Deduplicator()
-    rows = session.execute(
-        select(Candidate, Calculation)
-        .join(Calculation, Calculation.candidate_id == Candidate.id)
-        .where(
-            Candidate.campaign_id == campaign_id,
-            Calculation.fidelity == fidelity,
-            Calculation.ok.is_(True),
-        )
-        # Validation order, not generation order: the first to be validated is the original.
-        .order_by(Candidate.is_reference.desc(), Calculation.id)
-    ).all()
+    # Validation order, not generation order: the first to be validated is the original.
+    rows = validated_pairs(session, campaign_id, fidelity, validation_order=True)
     novel: set[int] = set()
     for cand, calc in rows:
         relaxed = structure_from_json(calc.final_structure)

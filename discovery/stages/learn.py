@@ -6,10 +6,11 @@ import logging
 
 from sqlalchemy import select
 
-from discovery.context import CampaignContext, validated_pairs
+from discovery.context import CampaignContext
 from discovery.stages.hull import formation_energies
 from discovery.store import ModelVersion
 from discovery.store.convert import structure_from_json
+from discovery.store.queries import validated_pairs
 
 log = logging.getLogger(__name__)
 
