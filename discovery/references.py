@@ -103,5 +103,14 @@ def reference_records(elements: tuple[str, ...], known: list[str]) -> list[Candi
     out: list[CandidateRecord] = []
     for el in elements:
         out.extend(elemental_polymorphs(el))
-    out.extend(known_compound(spec) for spec in known)
+    for spec in known:
+        rec = known_compound(spec)
+        outside = {el.symbol for el in rec.structure.composition.elements} - set(elements)
+        if outside:
+            # The hull spans the campaign's elements only; a compound beyond them has no place.
+            raise ValueError(
+                f"known compound {spec!r} contains {', '.join(sorted(outside))}, which is not "
+                f"in the chemical systems ({'-'.join(elements)})"
+            )
+        out.append(rec)
     return out

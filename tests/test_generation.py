@@ -18,7 +18,7 @@ from discovery.generation.prototypes import (
 )
 from discovery.generation.random_search import RandomSearchGenerator
 from discovery.generation.substitution import enumerate_substitutions
-from discovery.references import elemental_polymorphs, known_compound
+from discovery.references import elemental_polymorphs, known_compound, reference_records
 
 
 @pytest.mark.parametrize("proto", prototypes(), ids=lambda p: p.name)
@@ -135,3 +135,5 @@ def test_references():
         known_compound("rocksalt-MgO:Mn")
     with pytest.raises(KeyError, match="unknown prototype"):
         known_compound("nothing:Cu,Au")
+    with pytest.raises(ValueError, match="contains Mg, which is not in the chemical systems"):
+        reference_records(("Mn", "O"), ["rocksalt-MgO:Mg,O"])
