@@ -98,7 +98,7 @@ def run_campaign(
     with ctx.db.session() as session:
         camp = session.get(Campaign, ctx.campaign_id)
         camp.status = "running"
-        parent = ctx.tracker.start_campaign(
+        parent = ctx.tracker.start_parent(
             camp.mlflow_run_id, config.name, config.model_dump(mode="json")
         )
         camp.mlflow_run_id = parent

@@ -69,6 +69,19 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _load(config: Path):
+    try:
+        return load_config(config)
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads or _default_threads())
+
+
 def _open(directory: Path):
     from discovery.status import open_campaign
 
@@ -90,10 +103,7 @@ def run(
 ) -> None:
     """Run (or resume) a campaign; prints the summary table at the end."""
     _setup_logging(verbose)
-    try:
-        cfg = load_config(config)
-    except ConfigError as e:
-        raise _fail(str(e)) from None
+    cfg = _load(config)
     try:
         # Fail on bad reference specs before anything is created.
         from discovery.references import reference_records
@@ -102,12 +112,10 @@ def run(
     except (KeyError, ValueError) as e:
         message = e.args[0] if e.args else str(e)  # str() of a KeyError adds quotes
         raise _fail(f"invalid value in 'references.known': {message}") from None
-    import torch
-
     from discovery.campaign import run_campaign
     from discovery.progress import StageProgress
 
-    torch.set_num_threads(threads or _default_threads())
+    _set_threads(threads)
 
     try:
         run_campaign(cfg, directory, StageProgress(None if progress else False, console=err))
@@ -265,18 +273,13 @@ def tune(
 ) -> None:
     """Tune the crystal GNN on a campaign's validated data (Optuna, resumable, pruned)."""
     _setup_logging(False)
-    try:
-        cfg = load_config(config)
-    except ConfigError as e:
-        raise _fail(str(e)) from None
+    cfg = _load(config)
     camp = _open(directory)
     if camp.config.name != cfg.name:
         raise _fail(f"{directory} holds campaign {camp.config.name!r}, not {cfg.name!r}")
-    import torch
-
     from discovery.tuning import tune as run_tuning
 
-    torch.set_num_threads(threads or _default_threads())
+    _set_threads(threads)
     try:
         result = run_tuning(camp, trials, out_path or directory / "best-model.yaml", epochs or None)
     except ValueError as e:
@@ -308,10 +311,7 @@ def prototypes() -> None:
 @app.command()
 def validate(config: Path = typer.Argument(..., help="Campaign YAML.")) -> None:
     """Check a campaign config without running anything."""
-    try:
-        cfg = load_config(config)
-    except ConfigError as e:
-        raise _fail(str(e)) from None
+    cfg = _load(config)
     out.print(f"{config}: ok ({cfg.name}, {', '.join(cfg.chemical_systems)})")
 
 

@@ -29,15 +29,6 @@ class ScoredCandidate:
 
 
 @dataclass(frozen=True)
-class HullEntry:
-    """One validated structure on a hull: formation energy relative to same-fidelity elements."""
-
-    candidate_id: int
-    formula: str
-    e_form_per_atom: float
-
-
-@dataclass(frozen=True)
 class HullPoint:
     candidate_id: int
     e_form_per_atom: float

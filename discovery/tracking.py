@@ -50,7 +50,7 @@ class Tracker:
         else:
             self.experiment_id = exp.experiment_id
 
-    def start_campaign(self, run_id: str | None, name: str, params: Mapping[str, Any]) -> str:
+    def start_parent(self, run_id: str | None, name: str, params: Mapping[str, Any]) -> str:
         if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
             return run_id

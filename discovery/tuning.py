@@ -126,7 +126,7 @@ def tune(camp: OpenCampaign, trials: int, output: Path, epochs: int | None = Non
             camp.directory / "mlartifacts",
         )
         parent = study.user_attrs.get("mlflow_run_id")
-        parent = tracker.start_campaign(parent, "tune", {"trials": trials, "entries": len(ids)})
+        parent = tracker.start_parent(parent, "tune", {"trials": trials, "entries": len(ids)})
         study.set_user_attr("mlflow_run_id", parent)
         objective = _objective(
             camp, structures, targets, epochs or camp.config.model.epochs, tracker, parent
