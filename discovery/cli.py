@@ -37,6 +37,7 @@ class ExportFormat(StrEnum):
     csv = "csv"
     json = "json"
     cif = "cif"
+    extxyz = "extxyz"
 
 
 class QueueStatus(StrEnum):
@@ -213,43 +214,120 @@ def review_list(
         out.print("the queue is empty")
 
 
-def _decide(directory: Path, candidate: str, decision: str, reviewer: str, note: str) -> None:
-    from discovery.review import ReviewError, decide
+def _decide(
+    directory: Path, candidates: list[str], decision: str, reviewer: str, note: str
+) -> None:
+    from discovery.review import ReviewError, decide_many
 
     camp = _open(directory)
     try:
-        rec = decide(camp.db, camp.campaign_id, candidate, decision, reviewer, note)
+        recs = decide_many(camp.db, camp.campaign_id, candidates, decision, reviewer, note)
     except ReviewError as e:
         raise _fail(str(e)) from None
-    out.print(f"{rec.candidate}: {rec.decision} by {rec.reviewer} at {rec.at:%Y-%m-%d %H:%M}")
+    for rec in recs:
+        out.print(f"{rec.candidate}: {rec.decision} by {rec.reviewer} at {rec.at:%Y-%m-%d %H:%M}")
 
 
 @review_app.command()
 def approve(
     directory: Path = typer.Argument(...),
-    candidate: str = typer.Argument(..., help="Candidate id, e.g. r1-sub-0003."),
+    candidates: list[str] = typer.Argument(
+        ..., help="Candidate ids, e.g. r1-sub-0003 (one or more)."
+    ),
     reviewer: str = typer.Option(..., "--reviewer", help="Your name."),
     note: str = typer.Option("", "--note"),
 ) -> None:
-    """Approve a queued candidate."""
-    _decide(directory, candidate, "approved", reviewer, note)
+    """Approve queued candidates (several at once: all or none)."""
+    _decide(directory, candidates, "approved", reviewer, note)
 
 
 @review_app.command()
 def reject(
     directory: Path = typer.Argument(...),
-    candidate: str = typer.Argument(..., help="Candidate id."),
+    candidates: list[str] = typer.Argument(..., help="Candidate ids (one or more)."),
     reviewer: str = typer.Option(..., "--reviewer", help="Your name."),
     note: str = typer.Option("", "--note"),
 ) -> None:
-    """Reject a queued candidate."""
-    _decide(directory, candidate, "rejected", reviewer, note)
+    """Reject queued candidates (several at once: all or none)."""
+    _decide(directory, candidates, "rejected", reviewer, note)
+
+
+@review_app.command("comment")
+def review_comment(
+    directory: Path = typer.Argument(...),
+    candidate: str = typer.Argument(..., help="Candidate id."),
+    reviewer: str = typer.Option(..., "--reviewer", help="Your name."),
+    note: str = typer.Option(..., "--note", help="The comment."),
+) -> None:
+    """Add a comment to a candidate's history without changing its review status."""
+    from discovery.review import ReviewError, comment
+
+    camp = _open(directory)
+    try:
+        rec = comment(camp.db, camp.campaign_id, candidate, reviewer, note)
+    except ReviewError as e:
+        raise _fail(str(e)) from None
+    out.print(f"{rec.candidate}: comment by {rec.reviewer} at {rec.at:%Y-%m-%d %H:%M}")
+
+
+@review_app.command("history")
+def review_history(
+    directory: Path = typer.Argument(...),
+    candidate: str = typer.Argument(..., help="Candidate id."),
+) -> None:
+    """Decisions and comments on a candidate, oldest first."""
+    from discovery.review import history
+
+    camp = _open(directory)
+    table = Table(title=f"history of {candidate}")
+    for c in ("at (UTC)", "decision", "reviewer", "note"):
+        table.add_column(c)
+    for rec in history(camp.db, camp.campaign_id, candidate):
+        table.add_row(f"{rec.at:%Y-%m-%d %H:%M:%S}", rec.decision, rec.reviewer, rec.note)
+    out.print(table)
+
+
+@app.command()
+def serve(
+    directory: Path = typer.Argument(..., help="Campaign directory."),
+    host: str = typer.Option("127.0.0.1", help="Bind address (localhost by default)."),
+    port: int = typer.Option(8000, help="Port."),
+    token: str | None = typer.Option(
+        None, help="Token for write actions; default $DISCOVERY_TOKEN, else a random one."
+    ),
+    mlflow_url: str = typer.Option(
+        "http://127.0.0.1:5000", help="Where `discovery ui` serves MLflow, for run links."
+    ),
+) -> None:
+    """Serve the review web app on this campaign's store."""
+    import uvicorn
+
+    from discovery.web import create_app
+    from discovery.web.auth import TOKEN_ENV, resolve_token
+
+    _setup_logging(False)
+    camp = _open(directory)
+    camp.db.dispose()
+    write_token, generated = resolve_token(token)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s: anyone who can reach this address can read the campaign", host)
+    web = create_app(directory, write_token, mlflow_url)
+    err.print(f"review app for {camp.config.name}: http://{host}:{port}", highlight=False)
+    if generated:
+        err.print(
+            f"review token (needed to approve, reject, comment): {write_token}", highlight=False
+        )
+    else:
+        err.print(f"review token: from --token or ${TOKEN_ENV}", highlight=False)
+    uvicorn.run(web, host=host, port=port, log_level="warning")
 
 
 @app.command()
 def export(
     directory: Path = typer.Argument(..., help="Campaign directory."),
-    fmt: ExportFormat = typer.Option(ExportFormat.csv, "--format", help="csv, json or cif (zip)."),
+    fmt: ExportFormat = typer.Option(
+        ExportFormat.csv, "--format", help="csv, json, cif (zip with a manifest) or extxyz."
+    ),
     out_path: Path = typer.Option(..., "--out", help="Output file."),
     status_: QueueStatus | None = typer.Option(None, "--status", help="Only this review state."),
 ) -> None:

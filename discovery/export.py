@@ -1,8 +1,10 @@
-"""Shortlist export with provenance: CSV, JSON, or a zip of CIFs with a manifest."""
+"""Shortlist export with provenance: CSV, JSON, a zip of CIFs with a manifest, or extended XYZ
+(every frame carries its row as key=value pairs, so ASE and friends read the provenance)."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import zipfile
@@ -14,6 +16,7 @@ from sqlalchemy import select
 
 from discovery.store import (
     Calculation,
+    Campaign,
     Candidate,
     Database,
     HullResult,
@@ -24,13 +27,15 @@ from discovery.store import (
 )
 from discovery.store.convert import space_group_number, structure_from_json
 
-FORMATS = ("csv", "json", "cif")
+FORMATS = ("csv", "json", "cif", "extxyz")
+# The file name suffix of each format, for downloads.
+SUFFIXES = {"csv": "csv", "json": "json", "cif": "zip", "extxyz": "extxyz"}
 COLUMNS = (
     "id", "formula", "reduced_formula", "chemsys", "spacegroup", "nsites",
     "e_form_pred", "e_form_pred_std", "e_hull_pred", "e_form_sim", "e_above_hull", "stable",
     "decomposition", "round", "origin", "parent", "origin_detail", "model_version",
     "simulator", "fidelity", "converged", "relax_steps", "review_status", "reviewer",
-    "review_note", "mlflow_run_id",
+    "review_note", "reviewed_at", "mlflow_run_id", "campaign", "config_sha256",
 )  # fmt: skip
 
 
@@ -46,6 +51,9 @@ def shortlist(
     """(row, relaxed structure) for each queued candidate, in queue order."""
     out = []
     with db.session() as session:
+        campaign = session.get(Campaign, campaign_id)
+        # The config that made the shortlist: with its hash a row names the exact campaign.
+        config_sha = hashlib.sha256(campaign.config_yaml.encode()).hexdigest()
         query = (
             select(ReviewItem, Candidate)
             .join(Candidate, Candidate.id == ReviewItem.candidate_id)
@@ -103,7 +111,10 @@ def shortlist(
                 "review_status": item.status,
                 "reviewer": last.reviewer if last else None,
                 "review_note": last.note if last else None,
+                "reviewed_at": last.created_at.isoformat() if last else None,
                 "mlflow_run_id": round_row.mlflow_run_id if round_row else None,
+                "campaign": campaign.name,
+                "config_sha256": config_sha,
             }
             out.append((row, relaxed))
     return out
@@ -117,19 +128,55 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write_export(items: list[tuple[dict[str, Any], Any]], fmt: str, out: Path) -> Path:
+def _xyz_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "T" if value else "F"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    # One comment line per frame: line breaks in a note become spaces (CSV/JSON keep them).
+    text = " ".join(str(value).splitlines())
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def _extxyz_text(items: list[tuple[dict[str, Any], Any]]) -> str:
+    frames = []
+    for row, structure in items:
+        lattice = " ".join(f"{x:.8f}" for x in structure.lattice.matrix.flatten())
+        info = " ".join(f"{k}={_xyz_value(v)}" for k, v in row.items() if v is not None)
+        lines = [
+            str(len(structure)),
+            f'Lattice="{lattice}" Properties=species:S:1:pos:R:3 pbc="T T T" {info}',
+        ]
+        for site in structure:
+            x, y, z = site.coords
+            lines.append(f"{site.specie.symbol:<3} {x:14.8f} {y:14.8f} {z:14.8f}")
+        frames.append("\n".join(lines) + "\n")
+    return "".join(frames)
+
+
+def render_export(items: list[tuple[dict[str, Any], Any]], fmt: str) -> bytes:
+    """The export file's bytes, in memory (the web app streams them; nothing touches disk)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     rows = [row for row, _ in items]
     if fmt == "csv":
-        out.write_text(_csv_text(rows))
-    elif fmt == "json":
-        out.write_text(json.dumps(rows, indent=2, default=str))
-    else:
-        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("manifest.csv", _csv_text(rows))
-            for row, structure in items:
-                zf.writestr(f"{row['id']}_{row['reduced_formula']}.cif", str(CifWriter(structure)))
+        return _csv_text(rows).encode()
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str).encode()
+    if fmt == "extxyz":
+        return _extxyz_text(items).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.csv", _csv_text(rows))
+        for row, structure in items:
+            zf.writestr(f"{row['id']}_{row['reduced_formula']}.cif", str(CifWriter(structure)))
+    return buf.getvalue()
+
+
+def write_export(items: list[tuple[dict[str, Any], Any]], fmt: str, out: Path) -> Path:
+    data = render_export(items, fmt)  # raises on a bad format before a file is created
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
     return out

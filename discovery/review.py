@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,12 +12,12 @@ from sqlalchemy import func, select
 from discovery.generation.dedup import Deduplicator
 from discovery.store import Candidate, Database, HullResult, ReviewDecision, ReviewItem
 from discovery.store.convert import structure_from_json
-from discovery.store.queries import validated_pairs
-from discovery.store.schema import utcnow
+from discovery.store.schema import Calculation, utcnow
 
 log = logging.getLogger(__name__)
 
 DECISIONS = ("approved", "rejected")
+COMMENT = "comment"  # a history entry that changes no status
 
 
 class ReviewError(ValueError):
@@ -32,14 +33,32 @@ class ReviewDecisionRecord:
     at: datetime
 
 
-def novel_candidates(session, campaign_id: int, fidelity: str) -> set[int]:
+def novel_candidates(
+    session, campaign_id: int, fidelity: str, candidate_ids: Collection[int] | None = None
+) -> set[int]:
     """Validated candidates whose relaxed structure matches no reference and no earlier
-    candidate (two starting points often relax into the same crystal)."""
+    candidate (two starting points often relax into the same crystal).
+
+    With `candidate_ids`, only the reduced formulas of those candidates are read: relaxation
+    keeps the formula and the matcher never pairs different formulas, so the answer for
+    them is the same as over the whole campaign, without loading every structure."""
     seen = Deduplicator()
     # Validation order, not generation order: the first to be validated is the original.
-    rows = validated_pairs(session, campaign_id, fidelity, validation_order=True)
+    query = (
+        select(Candidate, Calculation)
+        .join(Calculation, Calculation.candidate_id == Candidate.id)
+        .where(
+            Candidate.campaign_id == campaign_id,
+            Calculation.fidelity == fidelity,
+            Calculation.ok.is_(True),
+        )
+        .order_by(Candidate.is_reference.desc(), Calculation.id)
+    )
+    if candidate_ids is not None:
+        formulas = select(Candidate.reduced_formula).where(Candidate.id.in_(candidate_ids))
+        query = query.where(Candidate.reduced_formula.in_(formulas))
     novel: set[int] = set()
-    for cand, calc in rows:
+    for cand, calc in session.execute(query).all():
         relaxed = structure_from_json(calc.final_structure)
         if cand.is_reference:
             seen.add(relaxed)
@@ -69,7 +88,7 @@ def fill_queue(session, campaign_id: int, fidelity: str, round_index: int, size:
     ).all()
     if not rows:
         return 0
-    novel = novel_candidates(session, campaign_id, fidelity)
+    novel = novel_candidates(session, campaign_id, fidelity, [cid for cid, _ in rows])
     last_rank = session.scalar(
         select(func.max(ReviewItem.rank))
         .join(Candidate, Candidate.id == ReviewItem.candidate_id)
@@ -88,36 +107,84 @@ def fill_queue(session, campaign_id: int, fidelity: str, round_index: int, size:
     return added
 
 
+class UnknownCandidate(ReviewError):
+    """No candidate with this id in the campaign."""
+
+
+class NotQueued(ReviewError):
+    """The candidate exists but is not in the review queue."""
+
+
+def _find(session, campaign_id: int, uid: str) -> Candidate:
+    cand = session.scalars(
+        select(Candidate).where(Candidate.campaign_id == campaign_id, Candidate.uid == uid)
+    ).first()
+    if cand is None:
+        raise UnknownCandidate(f"no candidate {uid!r} in this campaign")
+    return cand
+
+
 def decide(
     db: Database, campaign_id: int, uid: str, decision: str, reviewer: str, note: str = ""
 ) -> ReviewDecisionRecord:
+    return decide_many(db, campaign_id, [uid], decision, reviewer, note)[0]
+
+
+def decide_many(
+    db: Database, campaign_id: int, uids: list[str], decision: str, reviewer: str, note: str = ""
+) -> list[ReviewDecisionRecord]:
+    """One decision for several queued candidates, all or none: a single unknown or unqueued
+    id raises before anything is written (the web app's bulk action and the CLI share it)."""
     if decision not in DECISIONS:
         raise ReviewError(f"decision must be one of {', '.join(DECISIONS)}, got {decision!r}")
     if not reviewer.strip():
         raise ReviewError("a reviewer name is required")
+    if not uids:
+        raise ReviewError("no candidate ids given")
+    uids = list(dict.fromkeys(uids))  # the same id twice is one decision
     with db.session() as session:
-        cand = session.scalars(
-            select(Candidate).where(Candidate.campaign_id == campaign_id, Candidate.uid == uid)
-        ).first()
-        if cand is None:
-            raise ReviewError(f"no candidate {uid!r} in this campaign")
-        item = session.scalars(select(ReviewItem).where(ReviewItem.candidate_id == cand.id)).first()
-        if item is None:
-            raise ReviewError(f"candidate {uid!r} is not in the review queue")
         now = utcnow()
-        item.status = decision
-        item.updated_at = now
+        for uid in uids:
+            cand = _find(session, campaign_id, uid)
+            item = session.scalars(
+                select(ReviewItem).where(ReviewItem.candidate_id == cand.id)
+            ).first()
+            if item is None:
+                raise NotQueued(f"candidate {uid!r} is not in the review queue")
+            item.status = decision
+            item.updated_at = now
+            session.add(
+                ReviewDecision(
+                    candidate_id=cand.id,
+                    decision=decision,
+                    reviewer=reviewer,
+                    note=note,
+                    created_at=now,
+                )
+            )
+    for uid in uids:
+        log.info("%s %s by %s", uid, decision, reviewer)
+    return [ReviewDecisionRecord(uid, decision, reviewer, note, now) for uid in uids]
+
+
+def comment(
+    db: Database, campaign_id: int, uid: str, reviewer: str, note: str
+) -> ReviewDecisionRecord:
+    """A note in a candidate's history that leaves its queue status as it is."""
+    if not reviewer.strip():
+        raise ReviewError("a reviewer name is required")
+    if not note.strip():
+        raise ReviewError("a comment needs text")
+    with db.session() as session:
+        cand = _find(session, campaign_id, uid)
+        now = utcnow()
         session.add(
             ReviewDecision(
-                candidate_id=cand.id,
-                decision=decision,
-                reviewer=reviewer,
-                note=note,
-                created_at=now,
+                candidate_id=cand.id, decision=COMMENT, reviewer=reviewer, note=note, created_at=now
             )
         )
-    log.info("%s %s by %s", uid, decision, reviewer)
-    return ReviewDecisionRecord(uid, decision, reviewer, note, now)
+    log.info("%s: comment by %s", uid, reviewer)
+    return ReviewDecisionRecord(uid, COMMENT, reviewer, note, now)
 
 
 def history(db: Database, campaign_id: int, uid: str) -> list[ReviewDecisionRecord]:
