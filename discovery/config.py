@@ -52,6 +52,35 @@ class SubstitutionConfig(_Section):
         None, description="Prototype names to use (see `discovery prototypes`); null = all."
     )
 
+    @field_validator("prototypes")
+    @classmethod
+    def _known_prototypes(cls, v: list[str] | None) -> list[str] | None:
+        from discovery.generation.prototypes import prototype_names
+
+        unknown = [n for n in v or [] if n not in prototype_names()]
+        if unknown:
+            raise ValueError(f"unknown prototype {unknown[0]!r} (see `discovery prototypes`)")
+        return v
+
+
+class PartialSubstitutionConfig(_Section):
+    """Symmetry-aware partial substitution (SAPS): part of one site orbit of a parent takes
+    another element of the chemical system; only symmetry-distinct orderings are kept."""
+
+    enabled: bool = Field(
+        False, description="Run this generator (off by default: campaigns opt in)."
+    )
+    budget: int = Field(20, ge=0, description="Maximum new candidates per round.")
+    max_parent_sites: int = Field(
+        8,
+        ge=2,
+        description="Parents (substituted prototypes and user structures) are used in their "
+        "conventional or primitive cell with at most this many sites.",
+    )
+    max_orderings: int = Field(
+        12, ge=1, description="Symmetry-distinct orderings kept per parent, orbit and element."
+    )
+
 
 class RandomSearchConfig(_Section):
     """AIRSS-like random symmetric crystals from pyxtal for enumerated compositions."""
@@ -93,12 +122,28 @@ class GenerationConfig(_Section):
     """Candidate generators and the sanity filters applied to their output."""
 
     substitution: SubstitutionConfig = Field(default_factory=SubstitutionConfig)
+    partial: PartialSubstitutionConfig = Field(default_factory=PartialSubstitutionConfig)
     random: RandomSearchConfig = Field(default_factory=RandomSearchConfig)
     compositions: CompositionConfig = Field(default_factory=CompositionConfig)
     min_distance: float = Field(
         0.7, gt=0, description="Reject structures with two atoms closer than this (Å)."
     )
     max_sites: int = Field(24, ge=1, description="Reject structures with more sites than this.")
+    structures: list[str] = Field(
+        default_factory=list,
+        description="Files or folders (CIF, POSCAR, pymatgen JSON, extxyz) of parent "
+        "structures for substitution, next to the built-in prototypes.",
+    )
+    known: list[str] = Field(
+        default_factory=list,
+        description="Files or folders of known structures: a candidate matching one is never "
+        "generated (novelty beyond the references and the campaign's history).",
+    )
+    order_disordered: bool = Field(
+        False,
+        description="Order partially occupied user structures (lowest Ewald energy) instead "
+        "of rejecting them.",
+    )
 
 
 class ModelConfig(_Section):
@@ -311,6 +356,7 @@ def _with_includes(data: dict, base: Path) -> dict:
 def _resolve_paths(config: CampaignConfig, base: Path) -> CampaignConfig:
     """Structure files under references.known are relative to the YAML file, not the cwd; make
     them absolute so the copy saved in the campaign dir still finds them."""
+    config = _resolve_generation_paths(config, base)
     known = [
         str((base / k).resolve()) if (base / k).is_file() else k for k in config.references.known
     ]
@@ -318,6 +364,25 @@ def _resolve_paths(config: CampaignConfig, base: Path) -> CampaignConfig:
         return config
     refs = config.references.model_copy(update={"known": known})
     return config.model_copy(update={"references": refs})
+
+
+def _resolve_generation_paths(config: CampaignConfig, base: Path) -> CampaignConfig:
+    """generation.structures and generation.known, relative to the YAML file, made absolute
+    and parsed now, so that a bad file stops the campaign before it starts, by name."""
+    from discovery.generation.user_structures import StructureFileError, load_structures
+
+    gen = config.generation
+    update = {}
+    for field in ("structures", "known"):
+        paths = [str((base / p).resolve()) for p in getattr(gen, field)]
+        try:
+            load_structures(paths, gen.order_disordered)
+        except StructureFileError as err:
+            raise ConfigError(f"invalid value for 'generation.{field}': {err}") from None
+        update[field] = paths
+    if all(update[f] == getattr(gen, f) for f in update):
+        return config
+    return config.model_copy(update={"generation": gen.model_copy(update=update)})
 
 
 def dump_config(config: CampaignConfig) -> str:

@@ -13,8 +13,15 @@ from discovery.config import CampaignConfig
 from discovery.generation.compositions import enumerate_compositions
 from discovery.generation.dedup import Deduplicator
 from discovery.generation.filters import rejection_reason
+from discovery.generation.partial import Parent, PartialSubstitutionGenerator
 from discovery.generation.random_search import RandomSearchGenerator
-from discovery.generation.substitution import SubstitutionGenerator
+from discovery.generation.substitution import (
+    SubstitutionGenerator,
+    UserPrototype,
+    enumerate_substitutions,
+    user_prototype,
+)
+from discovery.generation.user_structures import load_structures
 from discovery.records import CandidateRecord
 
 log = logging.getLogger(__name__)
@@ -38,18 +45,57 @@ class GenerationStats:
         return out
 
 
+def _user_prototypes(config: CampaignConfig) -> list[UserPrototype]:
+    gen = config.generation
+    return [user_prototype(n, s) for n, s in load_structures(gen.structures, gen.order_disordered)]
+
+
+def _partial_parents(
+    elements: tuple[str, ...], config: CampaignConfig, user: list[UserPrototype]
+) -> list[Parent]:
+    """Fully substituted prototypes of the chemical system, and the user's structures that
+    already lie within it."""
+    gen = config.generation
+    subs = enumerate_substitutions(
+        elements, gen.substitution.threshold, gen.substitution.prototypes, user
+    )
+    parents = [
+        Parent(rec.parent, rec.structure, {"map": rec.detail.get("map", {})}) for _, rec in subs
+    ]
+    for u in user:
+        if {el.symbol for el in u.structure.composition.elements} <= set(elements):
+            s = u.structure.copy()
+            s.remove_oxidation_states()
+            parents.append(Parent(u.name, s, {"file": u.name}))
+    return parents
+
+
 def build_generators(config: CampaignConfig) -> list[tuple[Generator, int]]:
     """(generator, per-round budget) for every enabled generator of the config."""
     gen_cfg = config.generation
     out: list[tuple[Generator, int]] = []
+    n_sys = len(config.chemical_systems)
+    user = _user_prototypes(config) if gen_cfg.structures else []
     if gen_cfg.substitution.enabled and gen_cfg.substitution.budget:
         for chemsys in config.chemical_systems:
             sub = SubstitutionGenerator(
                 tuple(chemsys.split("-")),
                 gen_cfg.substitution.threshold,
                 gen_cfg.substitution.prototypes,
+                user,
             )
-            out.append((sub, gen_cfg.substitution.budget // len(config.chemical_systems)))
+            out.append((sub, gen_cfg.substitution.budget // n_sys))
+    if gen_cfg.partial.enabled and gen_cfg.partial.budget:
+        for chemsys in config.chemical_systems:
+            elements = tuple(chemsys.split("-"))
+            saps = PartialSubstitutionGenerator(
+                _partial_parents(elements, config, user),
+                elements,
+                gen_cfg.substitution.threshold,
+                gen_cfg.partial.max_parent_sites,
+                gen_cfg.partial.max_orderings,
+            )
+            out.append((saps, gen_cfg.partial.budget // n_sys))
     if gen_cfg.random.enabled and gen_cfg.random.budget:
         comps = []
         for chemsys in config.chemical_systems:

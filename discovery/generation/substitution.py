@@ -13,6 +13,7 @@ import itertools
 import logging
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -21,7 +22,7 @@ from pymatgen.analysis.structure_prediction.substitution_probability import (
 )
 from pymatgen.core import Element, Species, Structure
 
-from discovery.generation.prototypes import Prototype, prototype_structure, prototypes
+from discovery.generation.prototypes import prototype_structure, prototypes
 from discovery.records import CandidateRecord
 
 log = logging.getLogger(__name__)
@@ -77,32 +78,64 @@ def _is_neutral(structure: Structure, mapping: dict) -> bool:
     return abs(charge) < 1e-6
 
 
+@dataclass(frozen=True)
+class UserPrototype:
+    """A user-supplied structure used like a built-in prototype."""
+
+    name: str
+    structure: Structure  # with guessed oxidation states when it is ionic
+
+    @property
+    def ionic(self) -> bool:
+        return any(getattr(sp, "oxi_state", 0) for sp in self.structure.species)
+
+
+def user_prototype(name: str, structure: Structure) -> UserPrototype:
+    """Oxidation states are kept when the file has them and guessed when it has none; a
+    structure with no charge-neutral guess (an intermetallic) stays neutral."""
+    s = structure.copy()
+    if not any(getattr(sp, "oxi_state", None) for sp in s.species):
+        guesses = s.composition.oxi_state_guesses(max_sites=-20)
+        if guesses and any(abs(v) > 1e-6 for v in guesses[0].values()):
+            if all(float(v).is_integer() for v in guesses[0].values()):
+                s.add_oxidation_state_by_element(guesses[0])
+            else:
+                # mixed valence: one integer state per site, charge-balanced as a whole
+                s.add_oxidation_state_by_guess()
+    return UserPrototype(name, s)
+
+
 def enumerate_substitutions(
-    elements: tuple[str, ...], threshold: float, names: list[str] | None = None
+    elements: tuple[str, ...],
+    threshold: float,
+    names: list[str] | None = None,
+    user: list[UserPrototype] = (),
 ) -> list[tuple[float, CandidateRecord]]:
-    """All allowed substitutions of the prototypes into `elements`, with their probability."""
+    """All allowed substitutions of the prototypes (built-in `names`, null = all, and the
+    user's) into `elements`, with their probability."""
     table = _probability_table()
     out: list[tuple[float, CandidateRecord]] = []
-    for proto in prototypes(names):
-        base = prototype_structure(proto.name)
+    sources = [(p.name, p.ionic, prototype_structure(p.name)) for p in prototypes(names)]
+    sources += [(u.name, u.ionic, u.structure) for u in user]
+    for name, ionic, base in sources:
         proto_species = sorted(set(_site_species(base)), key=str)
         k = len(proto_species)
         if k < 2 or k > len(elements):
             continue  # elements are references, not candidates
         for targets in itertools.permutations(elements, k):
-            out.extend(_maps_for(proto, base, proto_species, targets, table, threshold))
+            out.extend(_maps_for(name, ionic, base, proto_species, targets, table, threshold))
     return out
 
 
-def _maps_for(proto: Prototype, base, proto_species, targets, table, threshold):
-    if not proto.ionic:
+def _maps_for(name: str, ionic: bool, base, proto_species, targets, table, threshold):
+    if not ionic:
         if not all(Element(t).is_metal or Element(t).is_metalloid for t in targets):
             return  # intermetallic structure types say nothing about ionic compounds
         mapping = {sp: Element(t) for sp, t in zip(proto_species, targets, strict=True)}
         detail = {str(sp): str(t) for sp, t in mapping.items()}
         yield (
             1.0,
-            CandidateRecord(substitute(base, mapping), "substitution", proto.name, {"map": detail}),
+            CandidateRecord(substitute(base, mapping), "substitution", name, {"map": detail}),
         )
         return
     options = [_ions_of(t) for t in targets]
@@ -121,7 +154,7 @@ def _maps_for(proto: Prototype, base, proto_species, targets, table, threshold):
             CandidateRecord(
                 substitute(base, mapping),
                 "substitution",
-                proto.name,
+                name,
                 {"map": detail, "probability": round(p, 6)},
             ),
         )
@@ -132,13 +165,20 @@ class SubstitutionGenerator:
 
     name = "substitution"
 
-    def __init__(self, elements: tuple[str, ...], threshold: float, names: list[str] | None):
+    def __init__(
+        self,
+        elements: tuple[str, ...],
+        threshold: float,
+        names: list[str] | None,
+        user: list[UserPrototype] = (),
+    ):
         self.elements = elements
         self.threshold = threshold
         self.names = names
+        self.user = list(user)
 
     def generate(self, rng: np.random.Generator) -> Iterator[CandidateRecord]:
-        pool = enumerate_substitutions(self.elements, self.threshold, self.names)
+        pool = enumerate_substitutions(self.elements, self.threshold, self.names, self.user)
         log.info(
             "substitution: %d allowed substitutions for %s", len(pool), "-".join(self.elements)
         )

@@ -2,30 +2,69 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from sqlalchemy import select
 
 from discovery.context import CampaignContext
 from discovery.generation import generate_candidates
-from discovery.generation.dedup import Deduplicator
+from discovery.generation.dedup import SEP, Deduplicator, coarse_prefix
+from discovery.generation.user_structures import load_structures
 from discovery.store import Candidate
 from discovery.store.convert import candidate_row, structure_from_json
 
-_SHORT = {"substitution": "sub", "random": "rnd"}
+log = logging.getLogger(__name__)
+
+_SHORT = {"substitution": "sub", "random": "rnd", "partial": "saps"}
+
+
+def _history(ctx: CampaignContext, session) -> Deduplicator:
+    """A de-duplicator that reads the campaign's candidates (references included) one coarse
+    bucket at a time, when a new structure first falls into it."""
+
+    def load(formula: str, nprim: int):
+        prefix = coarse_prefix(formula, nprim)
+        # The indexed formula column narrows to the formula; the key prefix (every space group
+        # of this primitive size) is matched with LIKE, which means the same in every SQL
+        # dialect and collation, unlike a string range.
+        rows = session.execute(
+            select(Candidate.dedup_key, Candidate.structure).where(
+                Candidate.campaign_id == ctx.campaign_id,
+                Candidate.reduced_formula == formula,
+                Candidate.dedup_key.startswith(prefix, autoescape=True),
+            )
+        )
+        return [(key, structure_from_json(data)) for key, data in rows]
+
+    seen = Deduplicator(loader=load)
+    # Rows stored before keys had three parts carry only the reduced formula; a store from
+    # an older version is read in full once, as it used to be.
+    legacy = session.scalars(
+        select(Candidate.structure).where(
+            Candidate.campaign_id == ctx.campaign_id, Candidate.dedup_key.not_like(f"%{SEP}%")
+        )
+    )
+    for data in legacy:
+        seen.add(structure_from_json(data))
+    for name, structure in load_structures(
+        ctx.config.generation.known, ctx.config.generation.order_disordered
+    ):
+        log.debug("known structure %s", name)
+        seen.add(structure)
+    return seen
 
 
 def run(ctx: CampaignContext, round_index: int) -> None:
-    seen = Deduplicator()
-    with ctx.db.session() as session:
-        for data in session.scalars(
-            select(Candidate.structure).where(Candidate.campaign_id == ctx.campaign_id)
-        ):
-            seen.add(structure_from_json(data))
     # One stream per round: a resumed round regenerates exactly what an uninterrupted one would.
     rng = np.random.default_rng([ctx.config.seed, round_index, 1])
-    budget = ctx.config.generation.substitution.budget + ctx.config.generation.random.budget
-    with ctx.progress.stage(f"round {round_index}: generate", budget) as task:
-        records, stats = generate_candidates(ctx.config, rng, seen, task)
+    gen = ctx.config.generation
+    budget = gen.substitution.budget + gen.random.budget + gen.partial.budget
+    with ctx.db.session() as session:
+        seen = _history(ctx, session)
+        with ctx.progress.stage(f"round {round_index}: generate", budget) as task:
+            records, stats = generate_candidates(ctx.config, rng, seen, task)
+    log.info("generate: %d StructureMatcher comparisons", seen.fits)
     with ctx.db.session() as session:
         for k, rec in enumerate(records):
             uid = f"r{round_index}-{_SHORT.get(rec.origin, rec.origin[:3])}-{k:04d}"
