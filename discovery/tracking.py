@@ -86,6 +86,18 @@ class Tracker:
         if batch:
             self.client.log_batch(run_id, metrics=batch)
 
+    def log_history(self, run_id: str, history: Mapping[str, list[tuple[int, float]]]) -> None:
+        """Metric series, e.g. loss per epoch: {name: [(step, value), ...]}."""
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(name, float(value), now, step)
+            for name, series in sorted(history.items())
+            for step, value in series
+        ]
+        # MLflow takes at most 1000 metrics per batch.
+        for start in range(0, len(metrics), 1000):
+            self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
     def log_artifact(self, run_id: str, path: Path, subdir: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), subdir)
 

@@ -1,4 +1,5 @@
-"""Hyper-parameter search for the crystal GNN with Optuna, on a campaign's validated data.
+"""Hyper-parameter search for the screening model (crystal GNN or composition model) with
+Optuna, on a campaign's validated data.
 
 The study lives in `optuna.db` in the campaign dir (SQLite), so a second `discovery tune`
 continues it: finished and pruned trials are kept and only the missing ones run. Each trial
@@ -17,7 +18,7 @@ import yaml
 from optuna.trial import TrialState
 
 from discovery.campaign import tracking_uri
-from discovery.stages.learn import training_set
+from discovery.stages.learn import settings_for, training_set
 from discovery.status import OpenCampaign
 from discovery.tracking import Tracker
 
@@ -36,9 +37,13 @@ class TuneResult:
     output: Path
 
 
-def _suggest(trial: optuna.Trial) -> dict:
+def _suggest(trial: optuna.Trial, kind: str) -> dict:
+    # The composition model has no graph cutoff to tune.
+    cutoff = {}
+    if kind != "composition":
+        cutoff["cutoff"] = trial.suggest_float("cutoff", 4.0, 6.0, step=0.5)
     return {
-        "cutoff": trial.suggest_float("cutoff", 4.0, 6.0, step=0.5),
+        **cutoff,
         "hidden": trial.suggest_int("hidden", 16, 96, step=16),
         "layers": trial.suggest_int("layers", 2, 4),
         "learning_rate": trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True),
@@ -48,10 +53,13 @@ def _suggest(trial: optuna.Trial) -> dict:
 
 
 def _objective(camp: OpenCampaign, structures, targets, epochs: int, tracker, parent_run):
-    from models import Ensemble, GNNSettings, TrainSettings
+    from models import Ensemble, TrainSettings
+    from models.records import EpochLog
+
+    model = camp.config.model
 
     def objective(trial: optuna.Trial) -> float:
-        p = _suggest(trial)
+        p = _suggest(trial, model.kind)
         run = tracker.client.create_run(
             tracker.experiment_id,
             run_name=f"trial-{trial.number}",
@@ -60,19 +68,21 @@ def _objective(camp: OpenCampaign, structures, targets, epochs: int, tracker, pa
         run_id = run.info.run_id
         tracker.log_params(run_id, p)
 
-        def report(member: int, epoch: int, val_mae: float | None) -> None:
-            if member != 0 or val_mae is None:
+        def report(log: EpochLog) -> None:
+            if log.member != 0 or log.val_mae is None:
                 return
-            trial.report(val_mae, epoch)
-            tracker.log_metrics(run_id, {"val_mae": val_mae}, step=epoch)
+            trial.report(log.val_mae, log.epoch)
+            tracker.log_metrics(
+                run_id, {"val_mae": log.val_mae, "train_loss": log.train_loss}, step=log.epoch
+            )
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+                raise optuna.TrialPruned(f"pruned at epoch {log.epoch}")
 
         ensemble = Ensemble(
-            GNNSettings(cutoff=p["cutoff"], hidden=p["hidden"], layers=p["layers"]),
+            settings_for(model.kind, p.get("cutoff", model.cutoff), p["hidden"], p["layers"]),
             n_members=1,
             seed=camp.config.seed,
-            device=camp.config.model.device,
+            device=model.device,
         )
         train = TrainSettings(
             epochs=epochs,
@@ -109,7 +119,7 @@ def tune(camp: OpenCampaign, trials: int, output: Path, epochs: int | None = Non
         grace_period=2 * HEARTBEAT_S,
     )
     study = optuna.create_study(
-        study_name=f"{camp.config.name}-crystal-gnn",
+        study_name=f"{camp.config.name}-{camp.config.model.kind}",
         storage=storage,
         load_if_exists=True,
         direction="minimize",
@@ -137,7 +147,7 @@ def tune(camp: OpenCampaign, trials: int, output: Path, epochs: int | None = Non
         tracker.finish(parent)
     best = dict(study.best_params)
     output.write_text(
-        "# Best crystal-GNN settings from `discovery tune` "
+        f"# Best {camp.config.model.kind}-model settings from `discovery tune` "
         f"({study.study_name}, validation MAE {study.best_value:.4f} eV/atom).\n"
         "# Use it from a campaign config with `include: [this file]`.\n"
         + yaml.safe_dump({"model": best}, sort_keys=True)

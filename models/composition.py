@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import scatter, softmax
 
+from models.element_features import element_feature_table
 from models.settings import CompositionSettings
 
 
@@ -48,6 +49,12 @@ class CompositionNet(nn.Module):
         hidden = settings.hidden
         # +1 so that max_z itself is a valid atomic number (index 0 is unused).
         self.embedding = nn.Embedding(settings.max_z + 1, hidden)
+        self.descriptors: nn.Linear | None = None
+        if settings.element_descriptors:
+            table = torch.from_numpy(element_feature_table(settings.max_z))
+            # Saved with the weights, so a checkpoint means the same after a pymatgen update.
+            self.register_buffer("element_table", table)
+            self.descriptors = nn.Linear(table.shape[1], hidden)
         # Both the fraction and its log: the log resolves dopant-level amounts.
         self.frac_encoder = _mlp(2, hidden, hidden)
         self.blocks = nn.ModuleList(FractionAttention(hidden) for _ in range(settings.layers))
@@ -62,6 +69,8 @@ class CompositionNet(nn.Module):
         frac = batch.frac.to(dtype)
         log_frac = _log_frac(frac)
         h = self.embedding(batch.z) + self.frac_encoder(torch.stack([frac, log_frac], dim=-1))
+        if self.descriptors is not None:
+            h = h + self.descriptors(self.element_table[batch.z])
         for block in self.blocks:
             h = block(h, log_frac, batch.edge_index)
 

@@ -22,8 +22,10 @@ from models.checkpoints import (
     write_checkpoint,
 )
 from models.device import resolve_device
+from models.graph_cache import GraphCache
 from models.kinds import CRYSTAL, kind_named, kind_of
-from models.records import Prediction, TrainReport
+from models.metrics import calibration_metrics, fit_variance_scale
+from models.records import EpochLog, Prediction, TrainReport
 from models.settings import CompositionSettings, GNNSettings, TrainSettings
 from models.splits import grouped_split
 from models.training import predict_standardised, train_member
@@ -37,11 +39,23 @@ _STD_FLOOR = 1e-3
 ModelSettings = GNNSettings | CompositionSettings
 
 
-def _in_ev(on_epoch, member: int, std: float):
+def _in_ev(on_epoch: Callable[[EpochLog], None] | None, member: int, std: float):
     """Adapt a caller's per-epoch callback to one member, with the MAE back in eV/atom."""
     if on_epoch is None:
         return None
-    return lambda epoch, mae: on_epoch(member, epoch, None if mae is None else mae * std)
+
+    def report(epoch: int, train_loss: float, val_mae: float | None) -> None:
+        on_epoch(EpochLog(member, epoch, train_loss, None if val_mae is None else val_mae * std))
+
+    return report
+
+
+def _aggregate(per_scale: torch.Tensor, how: str) -> torch.Tensor:
+    if how == "mean":
+        return per_scale.mean(dim=0)
+    if how == "min":
+        return per_scale.min(dim=0).values
+    raise ValueError(f"aggregate must be 'mean' or 'min', got {how!r}")
 
 
 class Ensemble:
@@ -61,6 +75,7 @@ class Ensemble:
         self.members = [self._fresh_member(k) for k in range(n_members)]
         self.target_mean = 0.0
         self.target_std = 1.0
+        self.variance_scale = 1.0
         self._trained = False
         self._extra: dict[str, Any] = {}
 
@@ -83,8 +98,8 @@ class Ensemble:
     def extra(self) -> dict[str, Any]:
         return copy.deepcopy(self._extra)
 
-    def _graphs(self, structures: Sequence[Any]) -> list[Data]:
-        graphs = self.kind.to_graphs(structures, self.settings)
+    def _graphs(self, structures: Sequence[Any], cache: GraphCache | None = None) -> list[Data]:
+        graphs = self.kind.to_graphs(structures, self.settings, cache)
         for i, g in enumerate(graphs):
             # Checked here, on CPU tensors, to avoid a device sync inside every forward pass.
             if g.num_nodes == 0 or int(g.z.max()) > self.settings.max_z:
@@ -100,10 +115,12 @@ class Ensemble:
         targets: Sequence[float],
         train: TrainSettings,
         init_from: Ensemble | None = None,
-        on_epoch: Callable[[int, int, float | None], None] | None = None,
+        on_epoch: Callable[[EpochLog], None] | None = None,
+        graph_cache: GraphCache | None = None,
     ) -> TrainReport:
-        """`on_epoch(member, epoch, val_mae)` is called after every epoch of every member, with
-        the validation MAE in eV/atom (None without a validation split)."""
+        """`on_epoch` gets an EpochLog after every epoch of every member. With a validation
+        split, the members' spread is scaled to match the validation errors (NLL-optimal).
+        `graph_cache` (crystal models) reuses and keeps the structures' graphs."""
         if len(structures) == 0:
             raise ValueError("cannot fit an ensemble on an empty dataset")
         if len(structures) != len(targets):
@@ -117,7 +134,7 @@ class Ensemble:
         y = torch.tensor([float(t) for t in targets], dtype=torch.float64)
         if not bool(torch.isfinite(y).all()):
             raise ValueError("targets contain NaN or infinite values")
-        graphs = self._graphs(structures)
+        graphs = self._graphs(structures, graph_cache)
         formulas = [self.kind.group_key(s) for s in structures]
         train_idx, val_idx = grouped_split(formulas, train.val_fraction, self.seed)
         train_graphs = [graphs[i] for i in train_idx]
@@ -133,6 +150,7 @@ class Ensemble:
         # A fit that dies half-way must not leave a mix of old and new members usable.
         self._trained = False
         self.target_mean, self.target_std = mean, std
+        self.variance_scale = 1.0
         y_std = (y - mean) / std
 
         epochs_run = []
@@ -151,14 +169,20 @@ class Ensemble:
                     self.member_seed(k),
                     self.device,
                     _in_ev(on_epoch, k, std),
+                    self.kind.prepare,
                 )
             )
             self.members[k] = model
         self._trained = True
         self._extra = {}
 
-        mean_pred = self._predict_graphs(graphs, batch_size=256)[0]
+        mean_pred, spread = self._predict_graphs(graphs, batch_size=256)
         abs_err = (mean_pred - y).abs()
+        calibration: dict[str, float] = {}
+        if val_idx and bool((spread[val_idx] > 0).any()):
+            val_err, val_spread = (mean_pred - y)[val_idx].numpy(), spread[val_idx].numpy()
+            self.variance_scale = fit_variance_scale(val_err, val_spread)
+            calibration = calibration_metrics(val_err, self.variance_scale * val_spread)
         report = TrainReport(
             n_train=len(train_idx),
             n_val=len(val_idx),
@@ -166,6 +190,8 @@ class Ensemble:
             train_mae=float(abs_err[train_idx].mean()),
             val_mae=float(abs_err[val_idx].mean()) if val_idx else None,
             wall_s=time.perf_counter() - started,
+            variance_scale=self.variance_scale,
+            calibration=calibration,
         )
         log.info("ensemble fit: %s", report)
         return report
@@ -182,20 +208,53 @@ class Ensemble:
         if problems:
             raise CheckpointMismatchError("; ".join(problems))
 
-    def _predict_graphs(self, graphs: Sequence[Data], batch_size: int) -> tuple[torch.Tensor, ...]:
-        """(mean, std) over members in eV/atom, float64 CPU tensors."""
-        per_member = torch.stack(
-            [predict_standardised(m, graphs, batch_size, self.device) for m in self.members]
+    def _per_member(self, graphs: Sequence[Data], batch_size: int) -> torch.Tensor:
+        """[n_members, n] predictions in eV/atom, float64 on the CPU."""
+        per_member = predict_standardised(
+            self.members, graphs, batch_size, self.device, self.kind.prepare
         )
-        per_member = per_member * self.target_std + self.target_mean
+        return per_member * self.target_std + self.target_mean
+
+    def _predict_graphs(self, graphs: Sequence[Data], batch_size: int) -> tuple[torch.Tensor, ...]:
+        """(mean, unscaled std) over members in eV/atom, float64 CPU tensors."""
+        per_member = self._per_member(graphs, batch_size)
         return per_member.mean(dim=0), per_member.std(dim=0, correction=0)
 
-    def predict(self, structures: Sequence[Any], batch_size: int = 64) -> list[Prediction]:
+    def predict(
+        self,
+        structures: Sequence[Any],
+        batch_size: int = 64,
+        volume_scales: Sequence[float] = (),
+        aggregate: str = "mean",
+        graph_cache: GraphCache | None = None,
+    ) -> list[Prediction]:
+        """Mean and calibrated spread of the members' formation energies per atom.
+
+        `volume_scales` (crystal models only) is test-time augmentation: every structure is
+        also predicted with its cell volume times each factor (e.g. 0.8 ... 1.2), and each
+        member's predictions over the scales are combined by `aggregate` ('mean', or 'min': the
+        volume that suits the structure best, as a relaxation would find) before the ensemble
+        statistics are taken."""
         if not self._trained:
             raise RuntimeError("ensemble is not trained")
         if len(structures) == 0:
             return []
-        mean, std = self._predict_graphs(self._graphs(structures), batch_size)
+        if not volume_scales:
+            per_member = self._per_member(self._graphs(structures, graph_cache), batch_size)
+        else:
+            if self.kind is not CRYSTAL:
+                raise ValueError("volume augmentation needs a crystal model; this is composition")
+            if any(not 0.0 < f for f in volume_scales):
+                raise ValueError(f"volume scales must be > 0, got {list(volume_scales)}")
+            per_scale = torch.stack(
+                [
+                    self._per_member(self._graphs(_scaled(structures, f), graph_cache), batch_size)
+                    for f in volume_scales
+                ]
+            )
+            per_member = _aggregate(per_scale, aggregate)
+        mean = per_member.mean(dim=0)
+        std = per_member.std(dim=0, correction=0) * self.variance_scale
         return [Prediction(mean=float(m), std=float(s)) for m, s in zip(mean, std, strict=True)]
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
@@ -213,6 +272,7 @@ class Ensemble:
                 "seed": self.seed,
                 "target_mean": self.target_mean,
                 "target_std": self.target_std,
+                "variance_scale": self.variance_scale,
                 "members": [
                     {k: v.detach().cpu() for k, v in m.state_dict().items()} for m in self.members
                 ],
@@ -255,9 +315,20 @@ class Ensemble:
             model.load_state_dict(state)
         ensemble.target_mean = float(payload["target_mean"])
         ensemble.target_std = float(payload["target_std"])
+        # Checkpoints from before calibration carry no scale: their spread is used as it is.
+        ensemble.variance_scale = float(payload.get("variance_scale", 1.0))
         ensemble._extra = payload.get("extra") or {}
         ensemble._trained = True
         return ensemble
+
+
+def _scaled(structures: Sequence[Any], factor: float) -> list[Any]:
+    out = []
+    for structure in structures:
+        copy_ = structure.copy()
+        copy_.scale_lattice(structure.volume * factor)
+        out.append(copy_)
+    return out
 
 
 def _settings_key(kind_name: str) -> str:

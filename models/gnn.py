@@ -13,6 +13,7 @@ from models.layers import (
     can_overwrite,
     cosine_envelope,
 )
+from models.orbits import ReducedBatch
 from models.settings import GNNSettings
 
 
@@ -35,7 +36,7 @@ class CrystalGNN(nn.Module):
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
 
-    def forward(self, batch: Batch | Data) -> Tensor:
+    def forward(self, batch: Batch | Data | ReducedBatch) -> Tensor:
         """Energy per atom, shape [n_graphs], in the units the model was trained on."""
         z = batch.z
         dist = batch.edge_dist.to(self.rbf.centres.dtype)
@@ -55,4 +56,4 @@ class CrystalGNN(nn.Module):
         if graph_of_node is None:
             graph_of_node = torch.zeros_like(z)
         n_graphs = getattr(batch, "num_graphs", 1)
-        return self.readout(h, graph_of_node, n_graphs)
+        return self.readout(h, graph_of_node, n_graphs, getattr(batch, "node_weight", None))

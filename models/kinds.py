@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 
 from models.composition import CompositionNet
 from models.composition_graphs import composition_graphs_for, reduced_formula
 from models.gnn import CrystalGNN
-from models.graphs import graphs_for
+from models.graph_cache import crystal_graphs
+from models.orbits import reduce_equivalent_atoms
 from models.settings import CompositionSettings, GNNSettings
 
 
@@ -21,28 +22,34 @@ class ModelKind:
     name: str
     settings_cls: type
     build: Callable[[Any], nn.Module]
-    to_graphs: Callable[[Sequence[Any], Any], list[Data]]
+    # (inputs, settings, graph cache or None) -> graphs
+    to_graphs: Callable[[Sequence[Any], Any, Any], list[Data]]
     # Grouping key for validation splits: polymorphs of one formula must stay together.
     group_key: Callable[[Any], str]
     describe: Callable[[Any], str]
+    # Applied to every collated CPU batch before it goes to the device, in training and
+    # prediction alike; must leave the model's outputs unchanged.
+    prepare: Callable[[Batch], Any] = lambda batch: batch
 
 
 CRYSTAL = ModelKind(
     name="crystal",
     settings_cls=GNNSettings,
     build=CrystalGNN,
-    to_graphs=lambda structures, settings: graphs_for(
-        structures, settings.cutoff, merge_images=True
+    to_graphs=lambda structures, settings, cache: crystal_graphs(
+        list(structures), settings.cutoff, cache
     ),
     group_key=lambda structure: structure.composition.reduced_formula,
     describe=lambda structure: structure.formula,
+    prepare=reduce_equivalent_atoms,
 )
 
 COMPOSITION = ModelKind(
     name="composition",
     settings_cls=CompositionSettings,
     build=CompositionNet,
-    to_graphs=lambda items, settings: composition_graphs_for(items),
+    # Element graphs cost microseconds: not worth a cache.
+    to_graphs=lambda items, settings, cache: composition_graphs_for(items),
     group_key=reduced_formula,
     describe=lambda item: str(item),
 )

@@ -132,6 +132,13 @@ class Readout(nn.Module):
         super().__init__()
         self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
 
-    def forward(self, h: Tensor, graph_of_node: Tensor, n_graphs: int) -> Tensor:
+    def forward(
+        self, h: Tensor, graph_of_node: Tensor, n_graphs: int, node_weight: Tensor | None = None
+    ) -> Tensor:
+        """`node_weight` counts the atoms each node stands for (see models.orbits)."""
         per_atom = self.mlp(h).squeeze(-1)
-        return scatter(per_atom, graph_of_node, dim=0, dim_size=n_graphs, reduce="mean")
+        if node_weight is None:
+            return scatter(per_atom, graph_of_node, dim=0, dim_size=n_graphs, reduce="mean")
+        node_weight = node_weight.to(per_atom.dtype)
+        total = scatter(per_atom * node_weight, graph_of_node, dim=0, dim_size=n_graphs)
+        return total / scatter(node_weight, graph_of_node, dim=0, dim_size=n_graphs)

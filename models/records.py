@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class Prediction:
     mean: float  # formation energy, eV/atom
     std: float  # spread across ensemble members, eV/atom
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    """One epoch of one member, for loss curves, pruning and progress."""
+
+    member: int
+    epoch: int
+    train_loss: float  # mean Huber loss on standardised targets
+    val_mae: float | None  # eV/atom; None without a validation split
 
 
 @dataclass(frozen=True)
@@ -19,3 +29,7 @@ class TrainReport:
     train_mae: float  # ensemble-mean MAE, eV/atom
     val_mae: float | None  # None when no validation split was made
     wall_s: float
+    # Multiplies the members' spread so that it matches the validation errors (1.0 when there
+    # was nothing to fit it on); `calibration` scores the scaled spread on the validation set.
+    variance_scale: float = 1.0
+    calibration: dict[str, float] = field(default_factory=dict)

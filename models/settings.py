@@ -49,6 +49,8 @@ class CompositionSettings(_DictMixin):
     layers: int = 3
     max_z: int = 100
     dtype: str = "float32"
+    # Physical element descriptors (models.element_features) added to the learned embedding.
+    element_descriptors: bool = True
 
     def __post_init__(self) -> None:
         if self.hidden < 1 or self.layers < 1 or self.max_z < 1:

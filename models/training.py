@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 
 from models.graphs import collate
 from models.settings import TrainSettings
@@ -20,19 +21,37 @@ _HUBER_DELTA = 1.0
 _LR_FLOOR = 0.05
 
 
+Prepare = Callable[[Batch], Any]
+
+
+def _unchanged(batch: Batch) -> Batch:
+    return batch
+
+
+def _batch(graphs: Sequence[Data], device: torch.device, prepare: Prepare) -> Any:
+    return prepare(collate(graphs, torch.device("cpu"))).to(device)
+
+
 def predict_standardised(
-    model: nn.Module, graphs: Sequence[Data], batch_size: int, device: torch.device
+    models: Sequence[nn.Module],
+    graphs: Sequence[Data],
+    batch_size: int,
+    device: torch.device,
+    prepare: Prepare = _unchanged,
 ) -> Tensor:
-    """Model outputs for `graphs` in standardised units, float64 on the CPU."""
-    model.eval()
-    outputs = []
+    """Outputs of every model for `graphs` in standardised units, [n_models, n_graphs], float64
+    on the CPU. Each batch is collated and prepared once and then run through all models."""
+    for model in models:
+        model.eval()
+    outputs: list[list[Tensor]] = [[] for _ in models]
     with torch.inference_mode():
         for start in range(0, len(graphs), batch_size):
-            batch = collate(graphs[start : start + batch_size], device)
-            outputs.append(model(batch).to("cpu", torch.float64))
-    if not outputs:
-        return torch.zeros(0, dtype=torch.float64)
-    return torch.cat(outputs)
+            batch = _batch(graphs[start : start + batch_size], device, prepare)
+            for out, model in zip(outputs, models, strict=True):
+                out.append(model(batch).to("cpu", torch.float64))
+    if not graphs:
+        return torch.zeros(len(models), 0, dtype=torch.float64)
+    return torch.stack([torch.cat(out) for out in outputs])
 
 
 def train_member(
@@ -44,13 +63,15 @@ def train_member(
     settings: TrainSettings,
     seed: int,
     device: torch.device,
-    on_epoch: Callable[[int, float | None], None] | None = None,
+    on_epoch: Callable[[int, float, float | None], None] | None = None,
+    prepare: Prepare = _unchanged,
 ) -> int:
     """Fit `model` in place to standardised targets; returns the number of epochs run.
 
     With a validation set, the weights of the best validation epoch are restored. `on_epoch`
-    gets (epoch, standardised validation MAE or None) after every epoch; a hyper-parameter
-    search reports and prunes from there, inside the loop (an exception it raises propagates)."""
+    gets (epoch, mean training loss, standardised validation MAE or None) after every epoch; a
+    hyper-parameter search reports and prunes from there, inside the loop (an exception it
+    raises propagates)."""
     dtype = next(model.parameters()).dtype
     targets = train_y.to(device, dtype)
     optimiser = torch.optim.AdamW(
@@ -67,24 +88,28 @@ def train_member(
     for epoch in range(1, settings.epochs + 1):
         model.train()
         order = torch.randperm(len(train_graphs), generator=shuffle)
+        loss_sum = torch.zeros((), device=device, dtype=dtype)
         for start in range(0, len(order), settings.batch_size):
             idx = order[start : start + settings.batch_size]
-            batch = collate([train_graphs[i] for i in idx.tolist()], device)
+            batch = _batch([train_graphs[i] for i in idx.tolist()], device, prepare)
             loss = nn.functional.huber_loss(
                 model(batch), targets[idx.to(device)], delta=_HUBER_DELTA
             )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+            loss_sum += loss.detach() * len(idx)  # no device sync per batch
         scheduler.step()
+        train_loss = float(loss_sum) / max(len(order), 1)
 
         if not val_graphs:
             if on_epoch is not None:
-                on_epoch(epoch, None)
+                on_epoch(epoch, train_loss, None)
             continue
-        val_mae = float((predict_standardised(model, val_graphs, 256, device) - val_y).abs().mean())
+        val_pred = predict_standardised([model], val_graphs, 256, device, prepare)[0]
+        val_mae = float((val_pred - val_y).abs().mean())
         if on_epoch is not None:
-            on_epoch(epoch, val_mae)
+            on_epoch(epoch, train_loss, val_mae)
         if val_mae < best_val:
             best_val, since_best = val_mae, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

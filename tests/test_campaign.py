@@ -147,3 +147,37 @@ def test_commands_on_a_missing_campaign_fail_clearly(tmp_path, command):
         args += ["--out", tmp_path / "x.csv"]
     result = cli(*args)
     assert result.returncode != 0 and "no campaign" in result.stderr
+
+
+def test_composition_model_and_volume_augmentation_through_the_config(tmp_path):
+    """Switching the screening model is a config change only: a composition ensemble screens
+    round 1, so polymorphs of one formula get one prediction; the crystal model's test-time
+    volume augmentation is a config list."""
+    from conftest import write_config
+
+    from models.checkpoints import read_checkpoint
+
+    data = {**toy_config(), "name": "toy-composition", "rounds": 2}
+    data["model"] = {**data["model"], "kind": "composition", "epochs": 40}
+    directory = tmp_path / "comp"
+    result = cli("run", write_config(tmp_path / "comp.yaml", data), "--dir", directory)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with _db(directory) as con:
+        checkpoint = con.execute(
+            "select checkpoint from model_versions order by round_index limit 1"
+        ).fetchone()[0]
+        rows = con.execute(
+            "select c.reduced_formula, p.e_form_mean from predictions p "
+            "join candidates c on c.id = p.candidate_id where p.round_index = 1"
+        ).fetchall()
+    assert read_checkpoint(directory / checkpoint)["kind"] == "composition"
+    assert rows
+    by_formula: dict[str, set[float]] = {}
+    for formula, mean in rows:
+        by_formula.setdefault(formula, set()).add(round(mean, 9))
+    assert all(len(values) == 1 for values in by_formula.values())
+
+    bad = {**toy_config(), "model": {**toy_config()["model"], "kind": "composition"}}
+    bad["model"]["volume_augmentation"] = [0.9, 1.1]
+    result = cli("validate", write_config(tmp_path / "bad.yaml", bad))
+    assert result.returncode == 2 and "volume_augmentation needs kind: crystal" in result.stderr

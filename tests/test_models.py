@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -342,16 +343,77 @@ def test_on_epoch_reports_every_epoch_in_ev_and_can_stop_training():
     seen = []
     ensemble = Ensemble(SMALL, n_members=2, seed=0, device="cpu")
     train = TrainSettings(epochs=3, lr=3e-3, batch_size=8, val_fraction=0.3, patience=10)
-    ensemble.fit(structures, targets, train, on_epoch=lambda m, e, mae: seen.append((m, e, mae)))
-    assert [(m, e) for m, e, _ in seen] == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
-    assert all(mae is not None and 0 < mae < 10 for _, _, mae in seen)
+    ensemble.fit(structures, targets, train, on_epoch=seen.append)
+    assert [(log.member, log.epoch) for log in seen] == [
+        (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)
+    ]  # fmt: skip
+    assert all(log.val_mae is not None and 0 < log.val_mae < 10 for log in seen)
+    assert all(log.train_loss > 0 for log in seen)
 
     class Stop(Exception):
         pass
 
-    def stop(member, epoch, mae):
+    def stop(log):
         raise Stop
 
     with pytest.raises(Stop):
         ensemble.fit(structures, targets, train, on_epoch=stop)
     assert not ensemble.is_trained
+
+
+# --- acceptance: overfitting, identical members, calibration, test-time augmentation ---------
+
+
+def test_tiny_gnn_overfits_eight_structures():
+    structures, targets = synthetic_dataset(8, seed=5)
+    ensemble = Ensemble(GNNSettings(cutoff=4.0, hidden=32, layers=3, n_rbf=16), 1, seed=0)
+    train = TrainSettings(epochs=300, lr=3e-3, batch_size=8, val_fraction=0.0, patience=300)
+    report = ensemble.fit(structures, targets, train)
+    spread = float(np.mean(np.abs(np.asarray(targets) - np.mean(targets))))
+    assert report.train_mae < 0.02 * spread
+
+
+def test_identical_members_have_zero_spread(fitted, dataset):
+    ensemble, _ = fitted
+    structures, _ = dataset
+    clone = copy.deepcopy(ensemble)
+    clone.members[1].load_state_dict(clone.members[0].state_dict())
+    preds = predictions(clone, structures)
+    assert np.all(preds[:, 1] == 0.0)
+    # Member 0 alone is what the clone's mean must be.
+    solo = copy.deepcopy(clone)
+    solo.members, solo.n_members = solo.members[:1], 1
+    np.testing.assert_allclose(preds[:, 0], predictions(solo, structures)[:, 0], atol=1e-6)
+
+
+def test_variance_scale_is_fitted_on_validation_and_saved(dataset, tmp_path):
+    structures, targets = dataset
+    ensemble = Ensemble(SMALL, n_members=3, seed=0, device="cpu")
+    train = TrainSettings(epochs=10, lr=3e-3, batch_size=8, val_fraction=0.3, patience=10)
+    report = ensemble.fit(structures, targets, train)
+    assert report.variance_scale == ensemble.variance_scale
+    assert report.variance_scale > 0 and report.variance_scale != 1.0
+    assert {"spearman_abs_err_std", "miscalibration_area", "nll"} <= set(report.calibration)
+    scaled = predictions(ensemble, structures)
+    raw_std = ensemble._predict_graphs(ensemble._graphs(structures), 64)[1].numpy()
+    np.testing.assert_allclose(scaled[:, 1], raw_std * report.variance_scale, rtol=1e-9)
+    ensemble.save(tmp_path / "e.pt")
+    loaded = Ensemble.load(tmp_path / "e.pt", device="cpu")
+    assert loaded.variance_scale == ensemble.variance_scale
+
+
+def test_volume_augmentation(fitted, dataset):
+    ensemble, _ = fitted
+    structures, _ = dataset
+    plain = predictions(ensemble, structures)
+    one = ensemble.predict(structures, volume_scales=[1.0])
+    np.testing.assert_allclose([p.mean for p in one], plain[:, 0], atol=1e-6)
+    scales = [0.8, 0.9, 1.0, 1.1, 1.2]
+    mean = ensemble.predict(structures, volume_scales=scales, aggregate="mean")
+    low = ensemble.predict(structures, volume_scales=scales, aggregate="min")
+    assert all(a.mean <= b.mean + 1e-9 for a, b in zip(low, mean, strict=True))
+    assert any(abs(a.mean - p) > 1e-4 for a, p in zip(mean, plain[:, 0], strict=True))
+    # The inputs are not changed in place.
+    assert [s.volume for s in structures] == [s.volume for s in dataset[0]]
+    with pytest.raises(ValueError, match="aggregate"):
+        ensemble.predict(structures, volume_scales=scales, aggregate="max")

@@ -64,6 +64,15 @@ def test_ui_serves_campaign_runs(toy_campaign):
         ).json()
         paths = {f["path"] for f in arts.get("files", [])}
         assert {"parity.png", "shortlist.csv", "model"} <= paths
+        # Loss curves: one point per epoch and member, as the UI plots them.
+        assert {"train_loss_member0", "variance_scale"} <= set(metrics)
+        history = requests.get(
+            f"{base}/metrics/get-history",
+            params={"run_id": child["info"]["run_id"], "metric_key": "train_loss_member0"},
+            timeout=10,
+        ).json()["metrics"]
+        steps = sorted(m["step"] for m in history)
+        assert len(steps) > 5 and steps[:3] == [1, 2, 3]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -10,7 +11,11 @@ from discovery.context import CampaignContext
 from discovery.stages.hull import formation_energies
 from discovery.store import ModelVersion
 from discovery.store.convert import structure_from_json
+from discovery.store.graph_cache import StoreGraphCache
 from discovery.store.queries import validated_pairs
+
+if TYPE_CHECKING:
+    from models.records import EpochLog
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +23,19 @@ log = logging.getLogger(__name__)
 MAX_ABS_E_FORM = 10.0
 
 
-def gnn_settings(ctx: CampaignContext):
-    from models import GNNSettings
+def settings_for(kind: str, cutoff: float, hidden: int, layers: int):
+    """Model settings of either kind; the composition model has no cutoff."""
+    from models import CompositionSettings, GNNSettings
 
+    if kind == "composition":
+        return CompositionSettings(hidden=hidden, layers=layers)
+    return GNNSettings(cutoff=cutoff, hidden=hidden, layers=layers)
+
+
+def model_settings(ctx: CampaignContext):
+    """The ensemble's architecture, as the config's model section describes it."""
     m = ctx.config.model
-    return GNNSettings(cutoff=m.cutoff, hidden=m.hidden, layers=m.layers)
+    return settings_for(m.kind, m.cutoff, m.hidden, m.layers)
 
 
 def latest_model(ctx: CampaignContext, session, before_round: int) -> ModelVersion | None:
@@ -37,7 +50,9 @@ def load_ensemble(ctx: CampaignContext, model: ModelVersion):
     from models import Ensemble
 
     return Ensemble.load(
-        ctx.directory / model.checkpoint, device=ctx.config.model.device, expect=gnn_settings(ctx)
+        ctx.directory / model.checkpoint,
+        device=ctx.config.model.device,
+        expect=model_settings(ctx),
     )
 
 
@@ -60,6 +75,25 @@ def training_set(session, campaign_id: int, fidelity: str):
     return structures, targets, ids
 
 
+def _log_curves(ctx: CampaignContext, round_index: int, curves: list[EpochLog]) -> None:
+    """Per-member loss curves (step = epoch) on the round's MLflow run, where the UI plots
+    them. A resumed round that retrains logs them again over the same steps."""
+    with ctx.db.session() as session:
+        run_id = ctx.round_row(session, round_index).mlflow_run_id
+    if run_id is None:
+        return
+    history: dict[str, list[tuple[int, float]]] = {}
+    for entry in curves:
+        history.setdefault(f"train_loss_member{entry.member}", []).append(
+            (entry.epoch, entry.train_loss)
+        )
+        if entry.val_mae is not None:
+            history.setdefault(f"val_mae_member{entry.member}", []).append(
+                (entry.epoch, entry.val_mae)
+            )
+    ctx.tracker.log_history(run_id, history)
+
+
 def run(ctx: CampaignContext, round_index: int) -> None:
     from models import Ensemble, TrainSettings
 
@@ -70,7 +104,7 @@ def run(ctx: CampaignContext, round_index: int) -> None:
         previous = latest_model(ctx, session, before_round=round_index)
         init = load_ensemble(ctx, previous) if (m.retrain == "finetune" and previous) else None
     ensemble = Ensemble(
-        gnn_settings(ctx),
+        model_settings(ctx),
         n_members=m.n_members,
         seed=ctx.config.seed * 1000 + round_index,
         device=m.device,
@@ -78,15 +112,26 @@ def run(ctx: CampaignContext, round_index: int) -> None:
     train = TrainSettings(
         epochs=m.epochs, lr=m.learning_rate, batch_size=m.batch_size, weight_decay=m.weight_decay
     )
+    curves: list[EpochLog] = []
     with ctx.progress.stage(f"round {round_index}: train ({len(ids)} entries)", 1) as task:
-        report = ensemble.fit(structures, targets, train, init_from=init)
+        report = ensemble.fit(
+            structures,
+            targets,
+            train,
+            init_from=init,
+            on_epoch=curves.append,
+            graph_cache=StoreGraphCache(ctx.db),
+        )
         task.advance()
     metrics = {
         "train_entries": len(ids),
         "train_mae": report.train_mae,
         "val_mae": report.val_mae,
         "train_wall_s": report.wall_s,
+        "variance_scale": report.variance_scale,
+        **{f"val_{k}": v for k, v in report.calibration.items()},
     }
+    _log_curves(ctx, round_index, curves)
     ctx.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     rel_path = f"checkpoints/{version}.pt"
     ensemble.save(

@@ -12,6 +12,7 @@ from discovery.stages.hull import current_hull
 from discovery.stages.learn import latest_model, load_ensemble
 from discovery.store import Candidate, Prediction
 from discovery.store.convert import structure_from_json
+from discovery.store.graph_cache import StoreGraphCache
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,13 @@ def run(ctx: CampaignContext, round_index: int) -> None:
             )
         )
     with ctx.progress.stage(f"round {round_index}: screen", len(pool)) as task:
-        preds = ensemble.predict([structure_from_json(c.structure) for c in pool])
+        m = ctx.config.model
+        preds = ensemble.predict(
+            [structure_from_json(c.structure) for c in pool],
+            volume_scales=m.volume_augmentation,
+            aggregate=m.augment_aggregate,
+            graph_cache=StoreGraphCache(ctx.db),
+        )
         task.advance(len(pool))
     with ctx.db.session() as session:
         for cand, pred in zip(pool, preds, strict=True):

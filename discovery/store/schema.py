@@ -12,6 +12,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -159,3 +160,12 @@ class ReviewDecision(Base):
     reviewer: Mapped[str] = mapped_column(String(120))
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GraphCacheEntry(Base):
+    """Encoded crystal graphs by structure hash and graph settings (models.graph_cache); shared
+    by all campaigns of a store, since a structure's graph does not depend on the campaign."""
+
+    __tablename__ = "graph_cache"
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
