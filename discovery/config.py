@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pymatgen.core import Element
 
 
@@ -147,8 +154,13 @@ class GenerationConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """The crystal GNN deep ensemble that screens candidates."""
+    """The deep ensemble that screens candidates: a crystal GNN, or a composition model."""
 
+    kind: Literal["crystal", "composition"] = Field(
+        "crystal",
+        description="crystal: GNN on the periodic structure graph; composition: Roost-like "
+        "network on the formula alone (polymorphs get one prediction).",
+    )
     n_members: int = Field(3, ge=2, le=32, description="Ensemble members (different seeds).")
     cutoff: float = Field(
         5.0, gt=0, le=12, description="Neighbour cutoff of the crystal graph (Å)."
@@ -166,6 +178,32 @@ class ModelConfig(_Section):
     device: str = Field(
         "auto", description="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."
     )
+    volume_augmentation: list[float] = Field(
+        default_factory=list,
+        description="Test-time augmentation of the crystal model: also predict each candidate "
+        "with its volume times these factors (e.g. [0.8, 0.9, 1.0, 1.1, 1.2]); empty = off.",
+    )
+    augment_aggregate: Literal["mean", "min"] = Field(
+        "mean",
+        description="How one member combines its augmented predictions: mean, or min (the "
+        "volume that suits the candidate best, as a relaxation would find).",
+    )
+
+    @field_validator("volume_augmentation")
+    @classmethod
+    def _volume_factors(cls, v: list[float]) -> list[float]:
+        bad = [f for f in v if not 0.5 <= f <= 2.0]
+        if bad:
+            raise ValueError(f"volume factors must lie in [0.5, 2.0], got {bad}")
+        return v
+
+    @model_validator(mode="after")
+    def _augment_needs_structure(self) -> ModelConfig:
+        if self.volume_augmentation and self.kind == "composition":
+            raise ValueError(
+                "volume_augmentation needs kind: crystal (a composition model sees no volume)"
+            )
+        return self
 
     @field_validator("device")
     @classmethod
