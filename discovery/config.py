@@ -136,6 +136,11 @@ class GenerationConfig(_Section):
         0.7, gt=0, description="Reject structures with two atoms closer than this (Å)."
     )
     max_sites: int = Field(24, ge=1, description="Reject structures with more sites than this.")
+    density_range: tuple[float, float] = Field(
+        (0.5, 25.0),
+        description="Reject structures whose density (g/cm³) lies outside [low, high]; the "
+        "lightest solid element (Li) is 0.53, the densest (Os) 22.6.",
+    )
     structures: list[str] = Field(
         default_factory=list,
         description="Files or folders (CIF, POSCAR, pymatgen JSON, extxyz) of parent "
@@ -151,6 +156,13 @@ class GenerationConfig(_Section):
         description="Order partially occupied user structures (lowest Ewald energy) instead "
         "of rejecting them.",
     )
+
+    @field_validator("density_range")
+    @classmethod
+    def _density_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= v[0] < v[1]:
+            raise ValueError("must be [low, high] with 0 <= low < high (g/cm³)")
+        return v
 
 
 class ModelConfig(_Section):

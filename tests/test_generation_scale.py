@@ -383,3 +383,35 @@ def test_unknown_element_names_the_field(tmp_path):
     data["chemical_systems"] = ["Li-Qq-O"]
     with pytest.raises(ConfigError, match="'chemical_systems'.*unknown element 'Qq'"):
         load_config(write_config(tmp_path / "c.yaml", data))
+
+
+def test_density_filter_and_its_config():
+    nacl = prototype_structure("rocksalt-NaCl")
+    assert rejection_reason(nacl, 0.7, 10, (0.5, 25.0)) is None
+    fluffy = nacl.copy()
+    fluffy.scale_lattice(nacl.volume * 20)
+    assert rejection_reason(fluffy, 0.7, 10, (0.5, 25.0)) == "density out of range"
+    data = toy_config()
+    data["generation"] = {"density_range": [5, 1]}
+    with pytest.raises(ConfigError, match="'generation.density_range'"):
+        from discovery.config import parse_config
+
+        parse_config(data)
+
+
+def test_rejections_are_counted_by_reason():
+    config = CampaignConfig(
+        name="t",
+        chemical_systems=["Cu-Au"],
+        generation={
+            "substitution": {"budget": 4},
+            "random": {"enabled": False},
+            "density_range": [0.5, 5.0],  # every Cu-Au compound is denser
+        },
+    )
+    records, stats = generate_candidates(config, np.random.default_rng(0), Deduplicator())
+    assert not records and stats.rejected["density out of range"] > 0
+    assert (
+        stats.as_metrics()["rejected_density_out_of_range"]
+        == stats.rejected["density out of range"]
+    )

@@ -134,8 +134,9 @@ def generate_candidates(
             if n >= max_draws or taken >= budget:
                 break
             stats.drawn += 1
+            gen = config.generation
             reason = rejection_reason(
-                record.structure, config.generation.min_distance, config.generation.max_sites
+                record.structure, gen.min_distance, gen.max_sites, gen.density_range
             )
             if reason is None and not seen.add_if_new(record.structure):
                 reason = "duplicate"

@@ -16,12 +16,21 @@ def min_interatomic_distance(structure: Structure) -> float:
     return float(min(off_diag.min(), min(structure.lattice.abc)))
 
 
-def rejection_reason(structure: Structure, min_distance: float, max_sites: int) -> str | None:
-    """Why a structure is unusable, or None when it passes."""
+def rejection_reason(
+    structure: Structure,
+    min_distance: float,
+    max_sites: int,
+    density_range: tuple[float, float] | None = None,
+) -> str | None:
+    """Why a structure is unusable, or None when it passes (reasons are counted per round)."""
     if not structure.is_ordered:
         return "partial occupancy"
     if len(structure) > max_sites:
         return "too many sites"
+    if density_range is not None:
+        low, high = density_range
+        if not low <= float(structure.density) <= high:
+            return "density out of range"
     if min_interatomic_distance(structure) < min_distance:
         return "atoms too close"
     return None
