@@ -101,6 +101,12 @@ class RandomSearchConfig(_Section):
     attempts_per_structure: int = Field(
         8, ge=1, description="Space groups tried before a composition is skipped."
     )
+    per_composition: int = Field(
+        0,
+        ge=0,
+        description="Structures drawn per composition before the next (GNoME used 100); "
+        "0 = a random composition for every draw.",
+    )
 
     @field_validator("space_groups")
     @classmethod

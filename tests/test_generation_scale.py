@@ -415,3 +415,16 @@ def test_rejections_are_counted_by_reason():
         stats.as_metrics()["rejected_density_out_of_range"]
         == stats.rejected["density out of range"]
     )
+
+
+def test_random_search_can_draw_n_per_composition():
+    comps = [Composition("CuAu"), Composition("Cu3Au"), Composition("CuAu3")]
+    gen = RandomSearchGenerator(comps, 2, (2, 230), 8, 8, per_composition=3)
+    formulas = [
+        r.structure.composition.reduced_formula for r in gen.generate(np.random.default_rng(0))
+    ]
+    # the generator ends after n draws of each; a draw pyxtal cannot place yields nothing
+    assert 0 < len(formulas) <= 9
+    blocks = [f for i, f in enumerate(formulas) if i == 0 or formulas[i - 1] != f]
+    assert len(blocks) == len(set(blocks))  # each composition's draws come together
+    assert all(formulas.count(f) <= 3 for f in blocks)

@@ -112,6 +112,7 @@ def build_generators(config: CampaignConfig) -> list[tuple[Generator, int]]:
             gen_cfg.random.space_groups,
             gen_cfg.max_sites,
             gen_cfg.random.attempts_per_structure,
+            gen_cfg.random.per_composition,
         )
         out.append((rnd, gen_cfg.random.budget))
     return out

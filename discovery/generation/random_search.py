@@ -29,20 +29,31 @@ class RandomSearchGenerator:
         space_groups: tuple[int, int],
         max_sites: int,
         attempts: int,
+        per_composition: int = 0,
     ):
         self.compositions = compositions
         self.max_formula_units = max_formula_units
         self.space_groups = space_groups
         self.max_sites = max_sites
         self.attempts = attempts
+        self.per_composition = per_composition
+
+    def _compositions(self, usable: list[Composition], rng: np.random.Generator):
+        """A random composition per draw; or, with `per_composition` n (GNoME: 100), n draws
+        of each composition in turn, in a seeded order."""
+        if self.per_composition <= 0:
+            while True:
+                yield usable[int(rng.integers(len(usable)))]
+        for i in rng.permutation(len(usable)):
+            for _ in range(self.per_composition):
+                yield usable[int(i)]
 
     def generate(self, rng: np.random.Generator) -> Iterator[CandidateRecord]:
         usable = [c for c in self.compositions if c.num_atoms <= self.max_sites]
         if not usable:
             log.warning("random search: no composition fits in %d sites", self.max_sites)
             return
-        while True:
-            comp = usable[int(rng.integers(len(usable)))]
+        for comp in self._compositions(usable, rng):
             z_max = max(1, min(self.max_formula_units, int(self.max_sites // comp.num_atoms)))
             z = int(rng.integers(1, z_max + 1))
             record = self._one(comp, z, rng)
