@@ -19,7 +19,7 @@ from discovery.review import (
     history,
 )
 from discovery.web.auth import require_token
-from discovery.web.data import candidate_rows
+from discovery.web.data import candidate_exists, candidate_rows
 from discovery.web.pages import table_query
 
 router = APIRouter(prefix="/api")
@@ -89,7 +89,7 @@ def candidate_history(request: Request, uid: str) -> list[DecisionOut]:
 
 
 def _exists(request: Request, uid: str) -> None:
-    if not any(r["uid"] == uid for r in candidate_rows(request.app.state.camp)):
+    if not candidate_exists(request.app.state.camp, uid):
         raise HTTPException(404, f"no candidate {uid!r} in this campaign")
 
 

@@ -92,6 +92,18 @@ def candidate_rows(camp: OpenCampaign) -> list[dict[str, Any]]:
     return rows
 
 
+def candidate_exists(camp: OpenCampaign, uid: str) -> bool:
+    with camp.db.session() as session:
+        return (
+            session.scalar(
+                select(Candidate.id).where(
+                    Candidate.campaign_id == camp.campaign_id, Candidate.uid == uid
+                )
+            )
+            is not None
+        )
+
+
 @dataclass
 class TableQuery:
     """Filters and sort order of the candidate table, as given in the page's query string."""
