@@ -389,9 +389,24 @@ def main() -> None:
     parser.add_argument(
         "--campaign", type=Path, help="a campaign dir: diversity among its validated candidates"
     )
+    parser.add_argument(
+        "--campaign-only",
+        action="store_true",
+        help="only add --campaign's validated diversity to the existing results JSON",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     warnings.simplefilter("ignore")
+    if args.campaign_only:
+        path = RESULTS / "generation.json"
+        result = json.loads(path.read_text())
+        result["validated_diversity"] = {
+            "campaign": args.campaign.name,
+            "rounds": validated_diversity(args.campaign),
+        }
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        log.info("validated diversity: %s", result["validated_diversity"])
+        return
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     rng = np.random.default_rng(args.seed)
@@ -406,7 +421,10 @@ def main() -> None:
         result["diversity"] = diversity(3, args.seed)
         log.info("diversity: %s", result["diversity"])
     if args.campaign is not None:
-        result["validated_diversity"] = validated_diversity(args.campaign)
+        result["validated_diversity"] = {
+            "campaign": args.campaign.name,
+            "rounds": validated_diversity(args.campaign),
+        }
         log.info("validated diversity: %s", result["validated_diversity"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.n == 10000 else f"-n{args.n}"

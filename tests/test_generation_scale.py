@@ -428,3 +428,48 @@ def test_random_search_can_draw_n_per_composition():
     blocks = [f for i, f in enumerate(formulas) if i == 0 or formulas[i - 1] != f]
     assert len(blocks) == len(set(blocks))  # each composition's draws come together
     assert all(formulas.count(f) <= 3 for f in blocks)
+
+
+def test_generate_stage_reads_only_the_buckets_new_structures_fall_into(tmp_path):
+    from types import SimpleNamespace
+
+    from discovery.records import CandidateRecord
+    from discovery.stages.generate import _history
+    from discovery.store import Campaign, Candidate, Database
+    from discovery.store.convert import candidate_row
+    from discovery.store.database import default_store_url
+
+    db = Database(default_store_url(tmp_path))
+    cuau = prototype_structure("L1_0-CuAu")
+    cu3au = prototype_structure("L1_2-Cu3Au")
+    with db.session() as s:
+        s.add(Campaign(name="t", config_yaml=""))
+        s.flush()
+        for uid, st in (("a", cuau), ("b", cu3au)):
+            s.add(candidate_row(CandidateRecord(st, "random"), 1, uid, 0, False))
+        # a row from before keys had three parts: read in full, once
+        legacy = candidate_row(
+            CandidateRecord(prototype_structure("B2-CuZn"), "random"), 1, "c", 0, False
+        )
+        legacy.dedup_key = "CuZn"
+        s.add(legacy)
+    config = CampaignConfig(name="t", chemical_systems=["Cu-Au-Zn"])
+    ctx = SimpleNamespace(campaign_id=1, config=config)
+    statements = []
+    from sqlalchemy import event
+
+    event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with db.session() as s:
+        seen = _history(ctx, s)
+        assert len(seen) == 1  # only the legacy row so far
+        assert not seen.add_if_new(cuau * (2, 1, 1))  # stored CuAu, found via its bucket
+        assert not seen.add_if_new(prototype_structure("B2-CuZn"))  # the legacy row
+        assert seen.add_if_new(
+            prototype_structure("L1_1-CuPt").copy().replace_species({"Pt": "Au"})
+        )
+        assert len(seen) == 3  # Cu3Au was never read: nothing fell into its bucket
+    loads = [q for q in statements if "LIKE" in q.upper() and "NOT LIKE" not in q.upper()]
+    # CuAu|2| and CuZn|2|, each once (the L1_1 CuAu ordering shares CuAu|2|); never Cu3Au
+    assert len(loads) == 2
+    assert all(Candidate.__tablename__ in q for q in loads)
+    db.dispose()
