@@ -39,17 +39,23 @@ def rounds_figure(rounds: list[dict[str, Any]]) -> go.Figure:
     return fig
 
 
-def discoveries_figure(discoveries: list[dict[str, Any]]) -> go.Figure:
-    """Cumulative count of stable candidates (on the latest hull) by validation time."""
+def discoveries_figure(discoveries: list[dict[str, Any]], start=None) -> go.Figure:
+    """Cumulative count of stable candidates (on the latest hull) by validation time, from
+    zero at the campaign's start."""
+    xs = [d["at"] for d in discoveries]
+    ys = list(range(1, len(discoveries) + 1))
+    text = [f"{d['uid']} {d['formula']} (round {d['round']})" for d in discoveries]
+    if start is not None:
+        xs, ys, text = [start, *xs], [0, *ys], ["campaign start", *text]
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
-            x=[d["at"] for d in discoveries],
-            y=list(range(1, len(discoveries) + 1)),
+            x=xs,
+            y=ys,
             mode="lines+markers",
             line={"shape": "hv"},
             name="stable discoveries",
-            hovertext=[f"{d['uid']} {d['formula']} (round {d['round']})" for d in discoveries],
+            hovertext=text,
             hoverinfo="text+x",
         )
     )

@@ -262,7 +262,7 @@ def candidate_view(camp: OpenCampaign, uid: str) -> CandidateView | None:
         parent_uid=parent_uid,
         round_run_id=round_run,
         marked=marked,
-        phase_points=[p for p in phase if p.uid != uid],
+        phase_points=phase,  # the candidate too: a stable one is part of its own hull
     )
 
 
@@ -352,6 +352,7 @@ def campaign_view(camp: OpenCampaign) -> dict[str, Any]:
     ]
     return {
         "rounds": round_rows,
+        "started_at": round_rows[0]["started_at"] if round_rows else None,
         "discoveries": discoveries,
         "validated": len(validated),
         "queue": {

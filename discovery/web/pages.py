@@ -152,7 +152,9 @@ def campaign(request: Request) -> HTMLResponse:
         view=view,
         config=camp.config,
         rounds_json=campaign_plots.rounds_figure(view["rounds"]).to_json(),
-        discoveries_json=campaign_plots.discoveries_figure(view["discoveries"]).to_json(),
+        discoveries_json=campaign_plots.discoveries_figure(
+            view["discoveries"], view["started_at"]
+        ).to_json(),
         model_json=campaign_plots.model_figure(view["rounds"]).to_json(),
     )
 

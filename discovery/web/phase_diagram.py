@@ -115,7 +115,8 @@ def _markers(ids, e_hull) -> dict:
         "color": [e_hull[i] for i in ids],
         "colorscale": "Viridis",
         "cmin": 0.0,
-        "cmax": max([0.1, *e_hull.values()]),
+        # far-off outliers would wash out the interesting range near the hull
+        "cmax": min(0.5, max([0.1, *e_hull.values()])),
         "colorbar": {"title": "E_hull", "x": 1.02, "len": 0.7},
         "line": {"color": "black", "width": 0.5},
     }
