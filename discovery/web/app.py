@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -64,12 +65,9 @@ def create_app(directory: str | Path, token: str, mlflow_url: str | None = None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        # Pages get a page, the API and downloads keep FastAPI's JSON errors.
-        from fastapi.exception_handlers import http_exception_handler
-
-        if request.url.path.startswith("/api") or "text/html" not in request.headers.get(
-            "accept", ""
-        ):
+        # A browser asking for a page gets a page; the API and scripts keep JSON errors.
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if request.url.path.startswith("/api") or not wants_html:
             return await http_exception_handler(request, exc)
         return HTMLResponse(
             templates.get_template("error.html").render(
