@@ -24,7 +24,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from pymatgen.core import Composition  # noqa: E402
+from wbm_data import (  # noqa: E402
+    DEFAULT_LABELS,
+    E_FORM,
+    E_HULL,
+    PREDS_DIR,
+    model_name,
+    published_preds,
+    read_labels,
+    reduced,
+)
 
 from models import CompositionSettings, Ensemble, TrainSettings  # noqa: E402
 from models.metrics import (  # noqa: E402
@@ -35,19 +44,6 @@ from models.metrics import (  # noqa: E402
 from models.splits import grouped_split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "wbm"
-E_FORM = "e_form_per_atom_mp2020_corrected"
-E_HULL = "e_above_hull_mp2020_corrected_ppd_mp"
-COLUMNS = ("material_id", "formula", E_FORM, E_HULL)
-# Column suffix in model-preds/*.csv.gz -> leaderboard model name.
-PUBLISHED = {
-    "chgnet": "chgnet-0.3.0",
-    "m3gnet": "m3gnet",
-    "mace": "mace-mp-0",
-    "orb": "orb-v2",
-    "megnet": "megnet",
-    "voronoi_rf": "voronoi-rf",
-}
 OURS_KEYS = ("F1", "DAF", "Precision", "Recall", "Accuracy", "MAE", "RMSE", "R2")
 PUBLISHED_KEYS = ("F1", "DAF", "Precision", "Recall", "MAE")
 TEST_FRACTION = 0.2
@@ -56,32 +52,6 @@ TEST_FRACTION = 0.2
 CALIB_FRACTION = 0.1
 
 log = logging.getLogger("wbm_composition")
-
-
-def read_labels(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path)
-    missing = set(COLUMNS) - set(df.columns)
-    if missing:
-        raise SystemExit(f"{path} lacks column(s): {', '.join(sorted(missing))}")
-    return df.dropna(subset=list(COLUMNS)).reset_index(drop=True)
-
-
-def reduced(formulas: pd.Series) -> list[str]:
-    return [Composition(f).reduced_formula for f in formulas]
-
-
-def published_preds(preds_dir: Path) -> pd.DataFrame:
-    frames = []
-    for path in sorted(preds_dir.glob("*.csv.gz")):
-        head = pd.read_csv(path, nrows=0).columns
-        cols = [c for c in head if c.removeprefix("e_form_per_atom_") in PUBLISHED]
-        if cols:
-            frames.append(
-                pd.read_csv(path, usecols=["material_id", *cols]).set_index("material_id")
-            )
-    if not frames:
-        raise SystemExit(f"no published predictions found in {preds_dir}")
-    return pd.concat(frames, axis=1, join="outer")
 
 
 def pick(metrics: dict, keys: tuple[str, ...]) -> dict:
@@ -104,9 +74,9 @@ def parity_plot(dft: np.ndarray, pred: np.ndarray, std: np.ndarray, path: Path, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--labels", type=Path, default=DATA / "wbm-dft-labels-sample-shared.csv.gz")
+    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
     parser.add_argument("--test-labels", type=Path, default=None)
-    parser.add_argument("--preds-dir", type=Path, default=DATA / "model-preds")
+    parser.add_argument("--preds-dir", type=Path, default=PREDS_DIR)
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=80)
     parser.add_argument("--patience", type=int, default=15)
@@ -172,7 +142,7 @@ def main() -> None:
     ours["variance_scale"] = scale
 
     published = {
-        PUBLISHED[col.removeprefix("e_form_per_atom_")]: pick(
+        model_name(col): pick(
             stability_metrics(dft_hull, dft_hull + test[col].to_numpy() - dft_form),
             PUBLISHED_KEYS,
         )

@@ -13,16 +13,22 @@ from discovery.records import ScoredCandidate
 def acquisition_scores(
     pool: Sequence[ScoredCandidate], strategy: str, kappa: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Lower is better. lcb is optimistic: a wide ensemble spread makes a candidate attractive."""
+    """Lower is better. lcb is optimistic: a wide ensemble spread makes a candidate attractive.
+    thompson draws one plausible value per candidate from N(mean, std^2) and ranks the draws,
+    so exploration follows the model's own uncertainty without a tuned kappa."""
     mean = np.array([c.e_hull_mean for c in pool], dtype=float)
     std = np.array([c.e_hull_std for c in pool], dtype=float)
     if strategy == "greedy":
         return mean
     if strategy == "lcb":
         return mean - kappa * std
+    if strategy == "thompson":
+        return mean + std * rng.standard_normal(len(pool))
     if strategy == "random":
         return rng.random(len(pool))
-    raise ValueError(f"unknown acquisition strategy {strategy!r}; use greedy, lcb or random")
+    raise ValueError(
+        f"unknown acquisition strategy {strategy!r}; use greedy, lcb, thompson or random"
+    )
 
 
 def select(

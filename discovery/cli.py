@@ -138,7 +138,14 @@ def _fmt(value) -> str:
 
 
 def _print_status(directory: Path) -> None:
-    from discovery.status import ROUND_COLUMNS, counts, open_campaign, round_rows, top_candidates
+    from discovery.status import (
+        ROUND_COLUMNS,
+        counts,
+        guard_warnings,
+        open_campaign,
+        round_rows,
+        top_candidates,
+    )
 
     camp = open_campaign(directory)
     table = Table(title=f"campaign {camp.config.name} ({camp.fidelity})")
@@ -156,6 +163,8 @@ def _print_status(directory: Path) -> None:
             t2.add_row(*(_fmt(v) for v in row.values()))
         out.print(t2)
     out.print(" ".join(f"{k}={v}" for k, v in sorted(counts(camp).items())))
+    for text in guard_warnings(camp):
+        out.print(f"[bold yellow]warning[/]: {text}")
 
 
 @app.command()

@@ -129,6 +129,16 @@ class CompositionConfig(_Section):
     include_subsystems: bool = Field(
         True, description="Also enumerate the binary (and smaller) sub-systems."
     )
+    rank_by_model: bool = Field(
+        False,
+        description="With model.kind: composition, rank the enumerated compositions by the "
+        "previous round's model (predicted hull distance minus its spread) before any "
+        "structure is built, and give random search only the best keep_top. Round 0 has no "
+        "model and keeps all.",
+    )
+    keep_top: int = Field(
+        20, ge=1, description="Compositions kept for random search when ranked by the model."
+    )
 
 
 class GenerationConfig(_Section):
@@ -231,13 +241,36 @@ class ModelConfig(_Section):
         return v
 
 
+class GuardsConfig(_Section):
+    """Checks against model collapse, each round (warnings in the log, MLflow and status)."""
+
+    enabled: bool = Field(True, description="Compute the guard metrics and warnings.")
+    holdout_references: bool = Field(
+        True,
+        description="Reference structures above the hull (metastable elemental polymorphs, "
+        "known compounds off the hull) never enter training and are the fixed real set the "
+        "model's error is tracked on.",
+    )
+    rise_rounds: int = Field(
+        2, ge=1, description="Warn when the held-out error has risen this many rounds in a row."
+    )
+    min_chemsys_share: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Warn when a round's validated candidates span fewer chemical systems than "
+        "this share of those they could have spanned.",
+    )
+
+
 class AcquisitionConfig(_Section):
     """How candidates are chosen for validation from the screened pool."""
 
-    strategy: Literal["greedy", "lcb", "random"] = Field(
+    strategy: Literal["greedy", "lcb", "thompson", "random"] = Field(
         "lcb",
         description="greedy: lowest predicted hull distance; lcb: lowest mean - kappa*std "
-        "(optimism under uncertainty); random. Round 0 (no model yet) is always random.",
+        "(optimism under uncertainty); thompson: lowest draw from N(mean, std^2); random. "
+        "Round 0 (no model yet) is always random.",
     )
     kappa: float = Field(1.0, ge=0, description="Exploration weight of the ensemble spread in lcb.")
     max_per_chemsys: int | None = Field(
@@ -321,6 +354,7 @@ class CampaignConfig(_Section):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     acquisition: AcquisitionConfig = Field(default_factory=AcquisitionConfig)
+    guards: GuardsConfig = Field(default_factory=GuardsConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     references: ReferencesConfig = Field(default_factory=ReferencesConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)

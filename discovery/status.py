@@ -16,8 +16,18 @@ from discovery.store import Campaign, Candidate, Database, HullResult, ReviewIte
 ROUND_COLUMNS = {
     "round": "round", "stage": "stage", "unique": "new", "validated": "validated",
     "converged": "conv.", "failed": "failed", "stable": "stable", "hit_rate": "hit rate",
-    "mae_before_retrain": "MAE pre (eV/at)", "queued": "queued", "wall_s": "wall (s)",
+    "mae_before_retrain": "MAE pre (eV/at)", "holdout_mae": "MAE held-out",
+    "validated_chemsys": "systems", "queued": "queued", "wall_s": "wall (s)",
 }  # fmt: skip
+
+
+def guard_warnings(camp: OpenCampaign) -> list[str]:
+    """The collapse guards' warnings of every round, oldest first (see discovery.guards)."""
+    return [
+        f"round {row['round']}: {text}"
+        for row in round_rows(camp)
+        for text in row.get("guard_warnings") or []
+    ]
 
 
 @dataclass

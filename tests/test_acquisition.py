@@ -44,3 +44,19 @@ def test_budget_edge_cases():
     assert len(select(pool(), 99, "greedy", np.random.default_rng(0))) == 5
     with pytest.raises(ValueError, match="unknown acquisition"):
         select(pool(), 1, "best", np.random.default_rng(0))
+
+
+def test_thompson_is_seeded_and_follows_the_spread():
+    a = select(pool(), 3, "thompson", np.random.default_rng(5))
+    assert a == select(pool(), 3, "thompson", np.random.default_rng(5))
+    # With no spread, a draw is the mean: Thompson sampling becomes greedy.
+    flat = [ScoredCandidate(c.candidate_id, c.chemsys, c.e_hull_mean, 0.0) for c in pool()]
+    assert select(flat, 3, "thompson", np.random.default_rng(5)) == select(
+        flat, 3, "greedy", np.random.default_rng(0)
+    )
+    # A wide spread makes a poor mean win sometimes, over many draws.
+    wide = [ScoredCandidate(1, "A", 0.0, 0.0), ScoredCandidate(2, "A", 0.2, 0.5)]
+    wins = sum(
+        select(wide, 1, "thompson", np.random.default_rng(seed)) == [2] for seed in range(200)
+    )
+    assert 40 < wins < 100  # P(N(0.2, 0.5) < 0) = 0.34

@@ -30,7 +30,7 @@ def test_defaults_follow_gnome():
         ({"chemical_systems": ["Cu-Xx"]}, "unknown element 'Xx'"),
         ({"validation_budget": -1}, "'validation_budget'"),
         ({"generation": {"random": {"budget": -5}}}, "'generation.random.budget'"),
-        ({"acquisition": {"strategy": "best"}}, "'greedy', 'lcb' or 'random'"),
+        ({"acquisition": {"strategy": "best"}}, "'greedy', 'lcb', 'thompson' or 'random'"),
         ({"simulator": {"name": "vasp"}}, "'simulator.name'"),
         ({"generation": {"random": {"space_groups": [10, 300]}}}, "1 <= low <= high <= 230"),
     ],

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from discovery.context import CampaignContext
+from discovery.stages.guard_checks import holdout_reference_ids, round_guards
 from discovery.stages.hull import formation_energies
 from discovery.store import ModelVersion
 from discovery.store.convert import structure_from_json
@@ -56,13 +57,16 @@ def load_ensemble(ctx: CampaignContext, model: ModelVersion):
     )
 
 
-def training_set(session, campaign_id: int, fidelity: str):
+def training_set(session, campaign_id: int, fidelity: str, exclude: frozenset[int] = frozenset()):
     """Initial and relaxed structure of every validated entry, both labelled with the relaxed
-    formation energy: the screen sees unrelaxed candidates, so the model learns that map."""
+    formation energy: the screen sees unrelaxed candidates, so the model learns that map.
+    Candidates in `exclude` (the guards' held-out references) are left out."""
     pairs = validated_pairs(session, campaign_id, fidelity)
     e_form = formation_energies(pairs)
     structures, targets, ids = [], [], []
     for cand, calc in pairs:
+        if cand.id in exclude:
+            continue
         y = e_form.get(cand.id)
         if y is None or abs(y) > MAX_ABS_E_FORM:
             continue
@@ -100,7 +104,10 @@ def run(ctx: CampaignContext, round_index: int) -> None:
     m = ctx.config.model
     version = f"r{round_index}"
     with ctx.db.session() as session:
-        structures, targets, ids = training_set(session, ctx.campaign_id, ctx.fidelity)
+        holdout = holdout_reference_ids(ctx, session)
+        structures, targets, ids = training_set(
+            session, ctx.campaign_id, ctx.fidelity, frozenset(holdout)
+        )
         previous = latest_model(ctx, session, before_round=round_index)
         init = load_ensemble(ctx, previous) if (m.retrain == "finetune" and previous) else None
     ensemble = Ensemble(
@@ -158,4 +165,8 @@ def run(ctx: CampaignContext, round_index: int) -> None:
                 metrics=metrics,
             )
         )
+        if ctx.config.guards.enabled:
+            metrics.update(
+                round_guards(ctx, session, round_index, ensemble, holdout, n_train=len(ids))
+            )
         ctx.mark_stage(session, round_index, "trained", metrics)
