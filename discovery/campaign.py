@@ -163,6 +163,9 @@ def _finish_round(ctx: CampaignContext, r: int, parent_run: str) -> None:
         parity = _parity_data(ctx, session, r, screen_model)
     ctx.tracker.log_metrics(run_id, metrics)
     ctx.tracker.log_metrics(parent_run, metrics, step=r)
+    if metrics.get("guard_warnings"):
+        # A tag shows in the runs table of the UI, where a metric list cannot go.
+        ctx.tracker.client.set_tag(run_id, "guard_warnings", " | ".join(metrics["guard_warnings"]))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         plot = parity_plot(*parity, f"round {r}: screen model {screen_model}", tmp / "parity.png")

@@ -21,7 +21,7 @@ import numpy as np
 from pymatgen.core import Composition
 
 from discovery.acquisition import select
-from discovery.guards import diversity
+from discovery.guards import diversity, guard_warnings
 from discovery.records import ScoredCandidate
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ class RoundResult:
     stable_chemsys: int  # distinct chemical systems among everything stable found so far
     stable_elements: int
     wall_s: float
+    # What the campaign's collapse guards (discovery.guards) would say after this round.
+    guard_warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -109,6 +111,11 @@ class LoopSettings:
     # of a pretrained model's prediction (Pool.prior), i.e. correct it with what the
     # campaign validates.
     target: str = "e_form"
+    # A deliberately collapsing campaign, for testing the guards: acquisitions only from this
+    # chemical system while the pool keeps all of them.
+    restrict_chemsys: str | None = None
+    guard_rise_rounds: int = 2
+    guard_min_chemsys_share: float = 0.25
 
 
 @dataclass
@@ -249,6 +256,9 @@ def run_learning(
             ScoredCandidate(int(i), pool.chemsys[i], float(m - pool.hull_reference[i]), float(s))
             for i, m, s in zip(open_ids, mean, std, strict=True)
         ]
+        open_systems = {c.chemsys for c in scored}
+        if settings.restrict_chemsys is not None:
+            scored = [c for c in scored if c.chemsys == settings.restrict_chemsys]
         acq, cap = strategy, None
         if strategy == "greedy_capped":
             acq, cap = "greedy", settings.max_per_chemsys
@@ -264,7 +274,11 @@ def run_learning(
                 picked,
                 e_hull,
                 started,
-                prospective_mae=float(np.mean(np.abs([pick_pred[i] for i in picked] - e_form))),
+                prospective_mae=(
+                    float(np.mean(np.abs([pick_pred[i] for i in picked] - e_form)))
+                    if picked
+                    else None
+                ),
                 holdout_mae=float(np.mean(np.abs(hold_err))) if has_holdout else None,
                 holdout_spearman=error_std_spearman(hold_err, hold_std) if has_holdout else None,
                 holdout_miscalibration_area=(
@@ -274,6 +288,14 @@ def run_learning(
         )
         run.picks.append(picked)
         last = run.rounds[-1]
+        last.guard_warnings = guard_warnings(
+            [r_.holdout_mae for r_ in run.rounds],
+            len({pool.chemsys[i] for i in picked}),
+            len(picked),
+            len(open_systems),
+            settings.guard_rise_rounds,
+            settings.guard_min_chemsys_share,
+        )
         log.info(
             "%s seed %d round %d: %d/%d stable (hit rate %.2f), holdout MAE %.3f",
             strategy, seed, r, last.stable, len(picked), last.hit_rate, last.holdout_mae or 0.0,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -106,3 +108,28 @@ def test_seed_set_is_shared_and_holdout_grouped_by_formula():
     assert {reduced[i] for i in acquirable}.isdisjoint({reduced[i] for i in holdout})
     assert np.array_equal(seed_set(acquirable, 0.1, 3), seed_set(acquirable, 0.1, 3))
     assert not np.array_equal(seed_set(acquirable, 0.1, 3), seed_set(acquirable, 0.1, 4))
+
+
+def test_guards_trip_on_a_collapsing_campaign_and_stay_quiet_on_a_healthy_one():
+    formulas, e_form, e_hull = synthetic_table(200, seed=2)
+    # Plenty of one system, so a campaign restricted to it can fill its batches.
+    target = "Cu-O"
+    extra = [f"Cu{x}O{y}" for x in range(1, 7) for y in range(1, 7)]
+    formulas += extra
+    e_form = np.concatenate([e_form, np.linspace(-1.0, -0.2, len(extra))])
+    e_hull = np.concatenate([e_hull, np.linspace(-0.05, 0.3, len(extra))])
+    pool = pool_from_table(formulas, e_form, e_hull)
+    acquirable, holdout = split_holdout(pool, 0.1, seed=0)
+    settings = LoopSettings(rounds=3, batch=8, seed_fraction=0.1, n_members=2, epochs=4)
+
+    def campaign(**changes):
+        return run_learning(
+            pool, Oracle(e_form, e_hull), acquirable, holdout, e_form[holdout], "greedy", 0,
+            replace(settings, **changes), 0.3,
+        )  # fmt: skip
+
+    collapsing = campaign(restrict_chemsys=target)
+    assert all({pool.chemsys[i] for i in picks} == {target} for picks in collapsing.picks)
+    assert all(any("diversity collapse" in w for w in r.guard_warnings) for r in collapsing.rounds)
+    healthy = campaign()
+    assert not any("diversity collapse" in w for r in healthy.rounds for w in r.guard_warnings)
