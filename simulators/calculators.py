@@ -6,13 +6,14 @@ import contextlib
 import importlib
 import io
 import logging
+import warnings
 from typing import Any
 
 from ase.calculators.calculator import BaseCalculator
 
 logger = logging.getLogger(__name__)
 
-_BUILTINS = ("emt", "chgnet")
+_BUILTINS = ("emt", "chgnet", "sevennet")
 
 # Elements ASE's EMT has parameters for. H, C, N and O are only there for adsorbate
 # studies on the metals and are poor for bulk phases.
@@ -20,6 +21,11 @@ _EMT_ELEMENTS = frozenset({"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt", "H", "C", "
 
 # Loading CHGNet costs seconds; a campaign relaxes hundreds of structures per process.
 _CHGNET_MODELS: dict[tuple[str, str], Any] = {}
+# SevenNet checkpoints per name, and built models per (name, device, batched): the ASE
+# calculator switches its model to single-graph mode, the batched relaxer needs batch mode,
+# so the two never share one instance.
+_SEVENNET_CHECKPOINTS: dict[str, Any] = {}
+_SEVENNET_MODELS: dict[tuple[str, str, bool], Any] = {}
 
 
 def available_simulators() -> list[str]:
@@ -36,7 +42,7 @@ def elements_supported(name: str) -> set[str] | None:
     """
     if name == "emt":
         return set(_EMT_ELEMENTS)
-    if name == "chgnet" or _is_import_path(name):
+    if name in ("chgnet", "sevennet") or _is_import_path(name):
         return None
     raise _unknown(name)
 
@@ -52,7 +58,8 @@ def make_calculator(name: str, device: str = "cpu", **options: Any) -> BaseCalcu
 
     ``options`` go to the calculator (EMT, CHGNetCalculator) or to the factory of an
     import path. For CHGNet, ``model_name`` selects the checkpoint shipped with the
-    package (default "0.3.0"); the loaded model is shared per (model, device).
+    package (default "0.3.0"); the loaded model is shared per (model, device). For
+    SevenNet, ``model_name`` names a checkpoint shipped with ``sevenn`` (default "7net-0").
     """
     if name == "emt":
         from ase.calculators.emt import EMT
@@ -60,6 +67,8 @@ def make_calculator(name: str, device: str = "cpu", **options: Any) -> BaseCalcu
         return EMT(**options)
     if name == "chgnet":
         return _make_chgnet(device, **options)
+    if name == "sevennet":
+        return _make_sevennet(device, **options)
     if _is_import_path(name):
         return _make_from_path(name, **options)
     raise _unknown(name)
@@ -79,18 +88,58 @@ def _unknown(name: str) -> ValueError:
 
 
 def _make_chgnet(device: str, model_name: str = "0.3.0", **options: Any) -> BaseCalculator:
-    from chgnet.model import CHGNet
     from chgnet.model.dynamics import CHGNetCalculator
 
+    model = chgnet_model(model_name, device)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return CHGNetCalculator(model=model, use_device=device, **options)
+
+
+def chgnet_model(model_name: str = "0.3.0", device: str = "cpu") -> Any:
+    """The shared CHGNet model for (model_name, device), loaded on first use."""
     key = (model_name, device)
     model = _CHGNET_MODELS.get(key)
-    # CHGNet announces its device with print(); keep library output on logging.
-    with contextlib.redirect_stdout(io.StringIO()):
-        if model is None:
-            logger.info("loading CHGNet %s on %s", model_name, device)
+    if model is None:
+        from chgnet.model import CHGNet
+
+        logger.info("loading CHGNet %s on %s", model_name, device)
+        # CHGNet announces its device with print(); keep library output on logging.
+        with contextlib.redirect_stdout(io.StringIO()):
             model = CHGNet.load(model_name=model_name, use_device=device, verbose=False)
-            _CHGNET_MODELS[key] = model
-        return CHGNetCalculator(model=model, use_device=device, **options)
+        _CHGNET_MODELS[key] = model
+    return model
+
+
+def sevennet_model(model_name: str = "7net-0", device: str = "cpu", batched: bool = False) -> Any:
+    """A shared SevenNet model (eval mode, on ``device``) in single-graph or batch mode."""
+    key = (model_name, device, batched)
+    model = _SEVENNET_MODELS.get(key)
+    if model is None:
+        checkpoint = _SEVENNET_CHECKPOINTS.get(model_name)
+        with warnings.catch_warnings():
+            # "No tensor product accelerator": the CPU path is the only one here.
+            warnings.simplefilter("ignore", UserWarning)
+            from sevenn.util import load_checkpoint
+
+            if checkpoint is None:
+                logger.info("loading SevenNet checkpoint %s", model_name)
+                checkpoint = load_checkpoint(model_name)
+                _SEVENNET_CHECKPOINTS[model_name] = checkpoint
+            model = checkpoint.build_model()
+        model.set_is_batch_data(batched)
+        model.to(device)
+        model.eval()
+        _SEVENNET_MODELS[key] = model
+    return model
+
+
+def _make_sevennet(device: str, model_name: str = "7net-0", **options: Any) -> BaseCalculator:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        from sevenn.calculator import SevenNetCalculator
+
+        model = sevennet_model(model_name, device, batched=False)
+        return SevenNetCalculator(model=model, file_type="model_instance", device=device, **options)
 
 
 def _make_from_path(path: str, **options: Any) -> BaseCalculator:

@@ -6,26 +6,25 @@ import logging
 import time
 from dataclasses import dataclass
 
-import numpy as np
-from ase import Atoms, units
-from ase.calculators.calculator import BaseCalculator, PropertyNotImplementedError
+from ase import Atoms
+from ase.calculators.calculator import BaseCalculator
 from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE
 from pymatgen.core import Structure
-from pymatgen.io.ase import AseAtomsAdaptor
 
+from simulators.outcome import (
+    check_step,
+    failed_result,
+    final_result,
+    initial_volume,
+    prepare_atoms,
+)
 from simulators.records import RelaxResult
-from simulators.sanity import energy_too_low, non_finite, too_close, volume_blown
 from simulators.settings import RelaxSettings
 
 logger = logging.getLogger(__name__)
 
-_OPTIMIZERS = {"FIRE": FIRE, "BFGS": BFGS}
-_MAX_ERROR_CHARS = 300
-
-
-class _Insane(Exception):
-    """A sanity check failed; the message is the reason recorded on the result."""
+OPTIMIZERS = {"FIRE": FIRE, "BFGS": BFGS}
 
 
 @dataclass
@@ -44,8 +43,9 @@ def relax_structure(
 ) -> RelaxResult:
     """Relax positions (and the cell when ``settings.relax_cell``); never raises for failures.
 
-    Calculator exceptions, NaN/inf, atoms closer than ``min_distance``, volume blow-up
-    and absurdly low energies all come back as a result with ``ok == False``.
+    Calculator exceptions, NaN/inf, atoms closer than ``min_distance``, volume blow-up,
+    absurdly low energies and the wall-time limit all come back as a result with
+    ``ok == False``.
     """
     return _run(structure, calculator, settings, simulator, relax=True)
 
@@ -60,6 +60,17 @@ def single_point(
     return _run(structure, calculator, settings, simulator, relax=False)
 
 
+def optimizer_for(atoms: Atoms, settings: RelaxSettings):
+    """The configured ASE optimizer on the atoms, or on their FrechetCellFilter."""
+    # A molecule or slab has no full cell to relax; relax the atoms only.
+    periodic = bool(atoms.pbc.all())
+    target = FrechetCellFilter(atoms) if settings.relax_cell and periodic else atoms
+    opt = OPTIMIZERS[settings.optimizer](target, logfile=None)
+    # irun() sets fmax itself; the batched path calls converged() without irun().
+    opt.fmax = settings.fmax
+    return opt
+
+
 def _run(
     structure: Structure,
     calculator: BaseCalculator,
@@ -71,24 +82,8 @@ def _run(
     progress = _Progress()
     try:
         return _evaluate(structure, calculator, settings, simulator, relax, t0, progress)
-    except _Insane as e:
-        reason = str(e)
     except Exception as e:  # any calculator failure is data, not a crash
-        reason = f"{type(e).__name__}: {e}"
-    reason = reason[:_MAX_ERROR_CHARS]
-    logger.debug("%s failed on %s: %s", simulator, structure.composition.formula, reason)
-    return RelaxResult(
-        simulator=simulator,
-        structure=_safe_structure(progress.atoms),
-        energy=None,
-        energy_per_atom=None,
-        forces_max=None,
-        stress=None,
-        converged=False,
-        steps=progress.steps,
-        wall_s=time.perf_counter() - t0,
-        error=reason,
-    )
+        return failed_result(structure, e, simulator, progress.atoms, progress.steps, t0)
 
 
 def _evaluate(
@@ -100,14 +95,8 @@ def _evaluate(
     t0: float,
     progress: _Progress,
 ) -> RelaxResult:
-    if len(structure) == 0:
-        raise _Insane("empty structure")
-    if not structure.is_ordered:
-        raise _Insane("structure is disordered (partial occupancy); order it before simulating")
-    atoms = AseAtomsAdaptor.get_atoms(structure)
-    _require(too_close(atoms, settings.min_distance))
-    periodic = bool(atoms.pbc.all())
-    initial_volume = atoms.get_volume() if periodic else 0.0
+    atoms = prepare_atoms(structure, settings)
+    volume0 = initial_volume(atoms)
 
     # A reused calculator must not answer from the previous structure's cached results.
     # (BaseCalculator has no reset(); such calculators manage their own state.)
@@ -119,66 +108,20 @@ def _evaluate(
     converged = True
     if relax:
         progress.atoms = atoms
-        # A molecule or slab has no full cell to relax; relax the atoms only.
-        target = FrechetCellFilter(atoms) if settings.relax_cell and periodic else atoms
-        opt = _OPTIMIZERS[settings.optimizer](target, logfile=None)
+        opt = optimizer_for(atoms, settings)
         for step_converged in opt.irun(fmax=settings.fmax, steps=settings.max_steps):
             converged = step_converged
             progress.steps = opt.nsteps
-            # Stop early instead of burning max_steps on a calculation that already broke.
-            _require(non_finite("forces", atoms.get_forces()))
-            _require(volume_blown(atoms, initial_volume, settings.max_volume_ratio))
-            _require(too_close(atoms, settings.min_distance))
+            elapsed = time.perf_counter() - t0
+            check_step(atoms, atoms.get_forces(), volume0, settings, elapsed, converged)
         progress.steps = opt.nsteps
 
-    energy = float(atoms.get_potential_energy())
-    forces = atoms.get_forces()
-    _require(non_finite("energy", energy))
-    _require(non_finite("forces", forces))
-    energy_per_atom = energy / len(atoms)
-    _require(energy_too_low(energy_per_atom, settings.min_energy_per_atom))
-    _require(too_close(atoms, settings.min_distance))
-    _require(volume_blown(atoms, initial_volume, settings.max_volume_ratio))
-    stress = _stress_gpa(atoms) if periodic else None
-    if stress is not None:
-        _require(non_finite("stress", np.array(stress)))
-
-    return RelaxResult(
-        simulator=simulator,
-        structure=_to_structure(atoms),
-        energy=energy,
-        energy_per_atom=energy_per_atom,
-        forces_max=float(np.linalg.norm(forces, axis=1).max()),
-        stress=stress,
-        converged=bool(converged),
-        steps=progress.steps,
-        wall_s=time.perf_counter() - t0,
+    return final_result(
+        atoms,
+        volume0,
+        settings,
+        simulator,
+        converged,
+        progress.steps,
+        time.perf_counter() - t0,
     )
-
-
-def _require(reason: str | None) -> None:
-    if reason is not None:
-        raise _Insane(reason)
-
-
-def _stress_gpa(atoms: Atoms) -> tuple[float, ...] | None:
-    try:
-        stress = atoms.get_stress(voigt=True)
-    except PropertyNotImplementedError:
-        return None
-    return tuple(float(s) / units.GPa for s in stress)
-
-
-def _to_structure(atoms: Atoms) -> Structure:
-    # Convert a calculator-free copy so calculator results (magmoms, charges) do not leak
-    # into site properties and the structure stays a plain geometry.
-    return AseAtomsAdaptor.get_structure(atoms.copy())
-
-
-def _safe_structure(atoms: Atoms | None) -> Structure | None:
-    if atoms is None:
-        return None
-    try:
-        return _to_structure(atoms)
-    except Exception:  # a geometry too broken to convert is simply absent
-        return None

@@ -39,6 +39,14 @@ def non_finite(name: str, values: np.ndarray | float) -> str | None:
 
 
 def energy_too_low(energy_per_atom: float, floor: float) -> str | None:
+    """Reason if the energy per atom is below ``floor``: no real solid binds that deeply."""
     if energy_per_atom < floor:
         return f"energy per atom {energy_per_atom:.3f} eV below floor {floor} eV"
+    return None
+
+
+def out_of_time(elapsed_s: float, limit_s: float | None) -> str | None:
+    """Reason if a structure has used more than its wall-time allowance."""
+    if limit_s is not None and elapsed_s > limit_s:
+        return f"wall-time limit ({limit_s:g} s) exceeded after {elapsed_s:.1f} s"
     return None

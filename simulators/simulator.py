@@ -8,6 +8,8 @@ from typing import Any
 from ase.calculators.calculator import BaseCalculator
 from pymatgen.core import Structure
 
+from simulators.batch_models import BATCHED_SIMULATORS, BatchModel, make_batch_model
+from simulators.batch_relax import relax_batched
 from simulators.calculators import check_name, make_calculator
 from simulators.records import RelaxResult
 from simulators.relax import relax_structure, single_point
@@ -31,6 +33,7 @@ class Simulator:
         self.device = device
         self.options = dict(options or {})
         self._calculator: BaseCalculator | None = None
+        self._batch_model: BatchModel | None = None
 
     def __repr__(self) -> str:
         return f"Simulator({self.name!r}, device={self.device!r}, settings={self.settings!r})"
@@ -42,13 +45,57 @@ class Simulator:
             self._calculator = make_calculator(self.name, self.device, **self.options)
         return self._calculator
 
+    @property
+    def can_batch(self) -> bool:
+        """Whether this back-end has a batched form (one model call for many structures)."""
+        return self.name in BATCHED_SIMULATORS
+
+    @property
+    def batch_model(self) -> BatchModel:
+        if self._batch_model is None:
+            self._batch_model = make_batch_model(
+                self.name, self.device, self.options.get("model_name")
+            )
+        return self._batch_model
+
     def relax(self, structure: Structure) -> RelaxResult:
         return relax_structure(structure, self.calculator, self.settings, self.name)
 
-    def relax_many(self, structures: Iterable[Structure]) -> Iterator[RelaxResult]:
-        """Relax in order, yielding each result as soon as it exists."""
-        for structure in structures:
-            yield self.relax(structure)
+    def relax_many(
+        self, structures: Iterable[Structure], batched: bool = False, batch_size: int = 32
+    ) -> Iterator[RelaxResult]:
+        """Relax in order, yielding each result as soon as it (and those before it) exist.
+
+        ``batched`` relaxes up to ``batch_size`` structures at once with one model call
+        per step (universal potentials only, see ``can_batch``).
+        """
+        if not batched:
+            for structure in structures:
+                yield self.relax(structure)
+            return
+        pending: dict[int, RelaxResult] = {}
+        next_index = 0
+        for index, result in self.relax_as_completed(structures, True, batch_size):
+            pending[index] = result
+            while next_index in pending:
+                yield pending.pop(next_index)
+                next_index += 1
+
+    def relax_as_completed(
+        self, structures: Iterable[Structure], batched: bool = False, batch_size: int = 32
+    ) -> Iterator[tuple[int, RelaxResult]]:
+        """``(input index, result)`` pairs in the order results exist, for committing each
+        at once."""
+        if not batched:
+            for index, structure in enumerate(structures):
+                yield index, self.relax(structure)
+            return
+        if not self.can_batch:
+            raise ValueError(
+                f"simulator {self.name!r} has no batched form; batched simulators: "
+                + ", ".join(repr(n) for n in BATCHED_SIMULATORS)
+            )
+        yield from relax_batched(structures, self.batch_model, self.settings, self.name, batch_size)
 
     def single_point(self, structure: Structure) -> RelaxResult:
         return single_point(structure, self.calculator, self.settings, self.name)
