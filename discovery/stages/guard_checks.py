@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from discovery.context import CampaignContext
 from discovery.guards import diversity, guard_warnings
-from discovery.stages.hull import current_hull
+from discovery.stages.hull import current_hull, formation_energies
 from discovery.store import Calculation, Candidate, Round
 from discovery.store.convert import structure_from_json
 
@@ -38,8 +38,11 @@ def holdout_reference_ids(ctx: CampaignContext, session) -> set[int]:
 def _holdout_mae(ctx: CampaignContext, session, ensemble, holdout: set[int]) -> float | None:
     if not holdout:
         return None
-    _, e_form = current_hull(ctx, session)
-    pairs = [(c, k) for c, k in ctx.validated_pairs(session) if c.id in holdout]
+    all_pairs = ctx.validated_pairs(session)
+    e_form = formation_energies(all_pairs)
+    pairs = [(c, k) for c, k in all_pairs if c.id in holdout and c.id in e_form]
+    if not pairs:
+        return None
     structures = [
         structure_from_json(k.final_structure if k.final_structure else c.structure)
         for c, k in pairs
