@@ -473,3 +473,23 @@ def test_generate_stage_reads_only_the_buckets_new_structures_fall_into(tmp_path
     assert len(loads) == 2
     assert all(Candidate.__tablename__ in q for q in loads)
     db.dispose()
+
+
+def test_compositions_ranked_before_structures_are_built():
+    config = CampaignConfig(
+        name="t",
+        chemical_systems=["Li-Mn-O"],
+        generation={
+            "substitution": {"enabled": False},
+            "compositions": {"max_atoms": 6, "rank_by_model": True, "keep_top": 2},
+        },
+    )
+
+    def rank(comps):  # a stand-in model: prefers compositions rich in O
+        return [-c.get_atomic_fraction("O") for c in comps]
+
+    ((unranked, _),) = build_generators(config)
+    ((ranked, _),) = build_generators(config, rank)
+    assert len(unranked.compositions) > 2
+    best = sorted(unranked.compositions, key=lambda c: -c.get_atomic_fraction("O"))[:2]
+    assert [c.reduced_formula for c in ranked.compositions] == [c.reduced_formula for c in best]

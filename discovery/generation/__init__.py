@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from pymatgen.core import Composition
 
 from discovery.config import CampaignConfig
 from discovery.generation.compositions import enumerate_compositions
@@ -70,8 +72,28 @@ def _partial_parents(
     return parents
 
 
-def build_generators(config: CampaignConfig) -> list[tuple[Generator, int]]:
-    """(generator, per-round budget) for every enabled generator of the config."""
+# Scores compositions before any structure is built (lower = more promising).
+CompositionRanker = Callable[[list[Composition]], list[float]]
+
+
+def _ranked(comps: list[Composition], rank: CompositionRanker, keep: int) -> list[Composition]:
+    scores = rank(comps)
+    order = sorted(range(len(comps)), key=lambda i: (scores[i], comps[i].reduced_formula))
+    kept = [comps[i] for i in order[:keep]]
+    log.info(
+        "compositions ranked by the model: kept %d of %d, best %s",
+        len(kept),
+        len(comps),
+        ", ".join(f"{comps[i].reduced_formula} ({scores[i]:+.3f})" for i in order[:5]),
+    )
+    return kept
+
+
+def build_generators(
+    config: CampaignConfig, rank: CompositionRanker | None = None
+) -> list[tuple[Generator, int]]:
+    """(generator, per-round budget) for every enabled generator of the config; `rank`, when
+    given, orders and trims the compositions random search builds structures for."""
     gen_cfg = config.generation
     out: list[tuple[Generator, int]] = []
     n_sys = len(config.chemical_systems)
@@ -106,6 +128,8 @@ def build_generators(config: CampaignConfig) -> list[tuple[Generator, int]]:
                 gen_cfg.compositions.include_subsystems,
             )
         unique = list({c.reduced_formula: c for c in comps}.values())
+        if rank is not None and unique:
+            unique = _ranked(unique, rank, gen_cfg.compositions.keep_top)
         rnd = RandomSearchGenerator(
             unique,
             gen_cfg.random.max_formula_units,
@@ -123,11 +147,12 @@ def generate_candidates(
     rng: np.random.Generator,
     seen: Deduplicator,
     progress=None,
+    rank: CompositionRanker | None = None,
 ) -> tuple[list[CandidateRecord], GenerationStats]:
     """New, valid, unique candidates for one round; `seen` is updated with what is kept."""
     stats = GenerationStats()
     kept: list[CandidateRecord] = []
-    for generator, budget in build_generators(config):
+    for generator, budget in build_generators(config, rank):
         taken = 0
         # Bound the draws so a generator that only repeats itself cannot stall a round.
         max_draws = 20 * budget + 50

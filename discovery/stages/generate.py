@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from pymatgen.core import Composition
 from sqlalchemy import select
 
 from discovery.context import CampaignContext
 from discovery.generation import generate_candidates
 from discovery.generation.dedup import SEP, Deduplicator, coarse_prefix
 from discovery.generation.user_structures import load_structures
+from discovery.stages.hull import current_hull
+from discovery.stages.learn import latest_model, load_ensemble
 from discovery.store import Candidate
 from discovery.store.convert import candidate_row, structure_from_json
 
@@ -55,6 +58,29 @@ def _history(ctx: CampaignContext, session) -> Deduplicator:
     return seen
 
 
+def _composition_ranker(ctx: CampaignContext, session, round_index: int):
+    """Predicted hull distance minus spread (optimistic, as the lcb acquisition) of each
+    composition by the previous round's composition model; None when there is none."""
+    if not ctx.config.generation.compositions.rank_by_model:
+        return None
+    if ctx.config.model.kind != "composition":
+        log.warning(
+            "generation.compositions.rank_by_model needs model.kind: composition; not ranking"
+        )
+        return None
+    model = latest_model(ctx, session, before_round=round_index)
+    if model is None:
+        return None  # round 0: nothing trained yet
+    ensemble = load_ensemble(ctx, model)
+    hull, _ = current_hull(ctx, session)
+
+    def rank(comps: list[Composition]) -> list[float]:
+        preds = ensemble.predict(comps)
+        return [hull.distance(c, p.mean) - p.std for c, p in zip(comps, preds, strict=True)]
+
+    return rank
+
+
 def run(ctx: CampaignContext, round_index: int) -> None:
     # One stream per round: a resumed round regenerates exactly what an uninterrupted one would.
     rng = np.random.default_rng([ctx.config.seed, round_index, 1])
@@ -62,8 +88,9 @@ def run(ctx: CampaignContext, round_index: int) -> None:
     budget = gen.substitution.budget + gen.random.budget + gen.partial.budget
     with ctx.db.session() as session:
         seen = _history(ctx, session)
+        rank = _composition_ranker(ctx, session, round_index)
         with ctx.progress.stage(f"round {round_index}: generate", budget) as task:
-            records, stats = generate_candidates(ctx.config, rng, seen, task)
+            records, stats = generate_candidates(ctx.config, rng, seen, task, rank)
     log.info("generate: %d StructureMatcher comparisons", seen.fits)
     with ctx.db.session() as session:
         for k, rec in enumerate(records):
