@@ -285,9 +285,9 @@ class SimulatorConfig(_Section):
 
     name: str = Field(
         "chgnet",
-        description="'chgnet' (universal potential, weights in the package), 'emt' (toy: "
-        "Al/Cu/Ag/Au/Ni/Pd/Pt) or an import path 'package.module:factory' returning an "
-        "ASE calculator.",
+        description="'chgnet' (universal potential, weights in the package), 'sevennet' "
+        "(SevenNet-0, weights in the sevenn package), 'emt' (toy: Al/Cu/Ag/Au/Ni/Pd/Pt) or an "
+        "import path 'package.module:factory' returning an ASE calculator.",
     )
     fmax: float = Field(0.05, gt=0, description="Force convergence criterion (eV/Å).")
     max_steps: int = Field(300, ge=1, description="Optimizer step limit per relaxation.")
@@ -297,13 +297,67 @@ class SimulatorConfig(_Section):
     options: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments for an import-path factory."
     )
+    max_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Wall-time limit per structure (s); a relaxation past it stops and is "
+        "recorded as failed ('wall-time limit'). Checked between optimizer steps. null = none.",
+    )
+    min_distance: float = Field(
+        0.5, ge=0, description="Atoms closer than this (Å), at the start or later, = failure."
+    )
+    max_volume_ratio: float = Field(
+        3.0, gt=1, description="Cell volume changing by more than this factor either way = failure."
+    )
+    min_energy_per_atom: float = Field(
+        -50.0, description="Energy per atom below this (eV/atom) is nonsense = failure."
+    )
+    spin_polarized: bool = Field(
+        True,
+        description="Magnetic elements (Mn, Fe, Co, Ni, ...) start with initial magnetic moments, "
+        "for calculators that take them (GPAW, VASP); CHGNet predicts its own.",
+    )
+    batched: bool = Field(
+        False,
+        description="Relax the validate stage's structures together, one model call per step "
+        "for the whole batch ('chgnet' and 'sevennet' only); same results as one at a time.",
+    )
+    batch_size: int = Field(32, ge=1, description="Structures relaxed together when batched.")
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if v in ("chgnet", "emt") or (":" in v and all(v.split(":", 1))):
+        if v in ("chgnet", "sevennet", "emt"):
             return v
-        raise ValueError("must be 'chgnet', 'emt' or an import path 'package.module:factory'")
+        if ":" in v and all(v.split(":", 1)):
+            _check_import_path(v)
+            return v
+        raise ValueError(
+            "must be 'chgnet', 'sevennet', 'emt' or an import path 'package.module:factory'"
+        )
+
+    @model_validator(mode="after")
+    def _batched_needs_batch_model(self) -> SimulatorConfig:
+        if self.batched and self.name not in ("chgnet", "sevennet"):
+            raise ValueError(f"batched: true needs 'chgnet' or 'sevennet', not {self.name!r}")
+        return self
+
+
+def _check_import_path(path: str) -> None:
+    """Fail at config load, naming the path, if its module cannot be found.
+
+    Only the module's location is looked up (its parent packages are imported, the module
+    itself is not), so a config check does not run a calculator's import-time code.
+    """
+    import importlib.util
+
+    module = path.split(":", 1)[0]
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as e:
+        raise ValueError(f"calculator {path!r}: cannot find module {module!r} ({e})") from e
+    if spec is None:
+        raise ValueError(f"calculator {path!r}: no module named {module!r}")
 
 
 class ReferencesConfig(_Section):
@@ -370,16 +424,21 @@ class CampaignConfig(_Section):
         return tuple(sorted({el for cs in self.chemical_systems for el in cs.split("-")}))
 
 
+def _printable(text: str) -> str:
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def _format_error(err: ValidationError) -> str:
     """One line per campaign: the first problem, with the dotted field path and what is allowed."""
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    # A key may hold any text; escape it so the message stays on one line.
+    loc = ".".join(_printable(str(p)) for p in first["loc"]) or "(top level)"
     kind = first["type"]
     if kind == "extra_forbidden":
         return f"unknown field '{loc}'"
     if kind == "missing":
         return f"missing required field '{loc}'"
-    msg = first["msg"]
+    msg = " ".join(first["msg"].split())
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     extra = f" ({len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
