@@ -42,6 +42,11 @@ class CampaignContext:
             max_steps=sim.max_steps,
             optimizer=sim.optimizer,
             relax_cell=relax_cell,
+            min_distance=sim.min_distance,
+            max_volume_ratio=sim.max_volume_ratio,
+            min_energy_per_atom=sim.min_energy_per_atom,
+            max_seconds=sim.max_seconds,
+            spin_polarized=sim.spin_polarized,
         )
         return Simulator(sim.name, settings, device=sim.device, options=dict(sim.options))
 

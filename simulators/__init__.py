@@ -1,5 +1,7 @@
 """Physics back-ends: relax or evaluate pymatgen Structures with ASE calculators."""
 
+from simulators.batch_models import BatchModel, Evaluation, PerStructureBatch, make_batch_model
+from simulators.batch_relax import relax_batched
 from simulators.calculators import available_simulators, elements_supported, make_calculator
 from simulators.records import RelaxResult
 from simulators.relax import relax_structure, single_point
@@ -7,6 +9,11 @@ from simulators.settings import RelaxSettings
 from simulators.simulator import Simulator
 
 __all__ = [
+    "BatchModel",
+    "Evaluation",
+    "PerStructureBatch",
+    "make_batch_model",
+    "relax_batched",
     "RelaxResult",
     "RelaxSettings",
     "Simulator",

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 from ase import Atoms, units
+from ase.calculators.calculator import BaseCalculator
 
 from simulators.calculators import chgnet_model, sevennet_model
 
@@ -133,6 +134,36 @@ class CHGNetBatch:
             if s.shape == (3, 3):
                 s = s[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
             out.append(Evaluation(energy, np.asarray(p["f"], dtype=float), s))
+        return _checked(out, atoms)
+
+
+class PerStructureBatch:
+    """Any ASE calculator behind the batched interface, one structure at a time.
+
+    No speed-up: it lets a back-end without a batched form (EMT, an import-path
+    calculator) run through the batched relaxation, which keeps that path testable with
+    cheap, deterministic physics and gives a fallback with identical semantics.
+    """
+
+    def __init__(self, calculator: BaseCalculator, name: str = "custom") -> None:
+        self.calculator = calculator
+        self.name = name
+
+    def evaluate(self, atoms: Sequence[Atoms]) -> list[Evaluation]:
+        out = []
+        for a in atoms:
+            work = a.copy()
+            reset = getattr(self.calculator, "reset", None)
+            if callable(reset):
+                reset()
+            work.calc = self.calculator
+            out.append(
+                Evaluation(
+                    float(work.get_potential_energy()),
+                    np.asarray(work.get_forces(), dtype=float),
+                    np.asarray(work.get_stress(voigt=True), dtype=float),
+                )
+            )
         return _checked(out, atoms)
 
 

@@ -1,4 +1,5 @@
-"""Tests for simulators/: EMT relaxations, failure handling, custom calculators, CHGNet."""
+"""Tests for simulators/: EMT relaxations, failure handling, custom calculators, CHGNet,
+SevenNet-0, the wall-time limit and starting magnetic moments."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 from pymatgen.core import Lattice, Structure
 
 from simulators import (
@@ -18,6 +20,8 @@ from simulators import (
     relax_structure,
 )
 from simulators.calculators import elements_supported
+from simulators.magnetism import set_initial_moments
+from simulators.sanity import out_of_time
 
 FCC = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
 LIMNO2_CIF = Path("/work/shared/data/structures/chgnet/mp-18767-LiMnO2.cif")
@@ -25,10 +29,15 @@ TIGHT = RelaxSettings(fmax=1e-3)
 # Measured with CHGNet 0.3.0 weights on CPU (float32, hence rel 1e-3 tolerances).
 MNO_ENERGY_PER_ATOM = -8.97981
 LIMNO2_ENERGY_PER_ATOM = -7.36774
+# Measured with SevenNet-0 (sevenn 0.13.0) on CPU, relaxed to fmax 1e-3 eV/Å.
+SEVENNET_SI_ENERGY_PER_ATOM = -5.40298
+SEVENNET_NACL_ENERGY_PER_ATOM = -3.38396
 
 # Written to a temporary directory so the tests need no helper files in the repo.
 HELPER_MODULE = textwrap.dedent(
     '''
+    import time
+
     import numpy as np
     from ase.calculators.calculator import Calculator, all_changes
     from ase.calculators.emt import EMT
@@ -48,8 +57,16 @@ HELPER_MODULE = textwrap.dedent(
             if self.mode == "raise":
                 raise RuntimeError("scripted failure in calculate")
             n = len(self.atoms)
+            if self.mode == "slow":
+                time.sleep(0.02)
             energy = {"nan": float("nan"), "deep": -100.0 * n}.get(self.mode, 0.0)
             forces = np.full((n, 3), np.nan) if self.mode == "nan_forces" else np.zeros((n, 3))
+            if self.mode == "slow":
+                forces[:, 0] = 1.0  # a steady push: never converges, never breaks
+            if self.mode == "collapse":  # atoms 0 and 1 pulled onto each other
+                d = self.atoms.positions[1] - self.atoms.positions[0]
+                forces[0] = 5.0 * d / np.linalg.norm(d)
+                forces[1] = -forces[0]
             stress = np.zeros(6)
             if self.mode == "expand":
                 stress[:3] = -0.5  # eV/Å^3 of pressure: the cell keeps growing
@@ -69,6 +86,15 @@ HELPER_MODULE = textwrap.dedent(
     '''
 )
 HELPERS = "simtest_helper_calcs"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # Two cores shared with other work: one thread each keeps timings honest.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -225,17 +251,18 @@ def test_unimportable_path_is_rejected():
 
 
 def test_unknown_name_lists_valid_names():
-    with pytest.raises(ValueError, match="'emt', 'chgnet'"):
+    with pytest.raises(ValueError, match="'emt', 'chgnet', 'sevennet'"):
         make_calculator("vasp")
     with pytest.raises(ValueError, match="valid names"):
         Simulator("vasp")
-    assert available_simulators() == ["emt", "chgnet"]
+    assert available_simulators() == ["emt", "chgnet", "sevennet"]
 
 
 def test_elements_supported():
     assert {"Cu", "Au", "Al", "Pt"} <= elements_supported("emt")
     assert "Fe" not in elements_supported("emt")
     assert elements_supported("chgnet") is None
+    assert elements_supported("sevennet") is None
     assert elements_supported(f"{HELPERS}:make_emt") is None
 
 
@@ -307,5 +334,107 @@ def first_point_energy(simulator: Simulator, structure: Structure) -> float:
 def test_chgnet_model_is_loaded_once():
     first = make_calculator("chgnet")
     second = make_calculator("chgnet")
+    assert first is not second
+    assert first.model is second.model
+
+
+# --- hardening: wall-time limit, starting moments ----------------------------------------
+
+
+def test_wall_time_limit_is_a_failed_result():
+    result = scripted("slow", max_seconds=0.2).relax(fcc(3.7))
+    assert not result.ok and not result.converged
+    assert "wall-time limit" in result.error
+    assert 0 < result.steps < 100  # stopped by the clock, not by max_steps
+    assert result.wall_s == pytest.approx(0.2, abs=0.5)
+    assert result.structure is not None  # last geometry kept
+
+
+def test_no_wall_time_limit_by_default():
+    assert out_of_time(1e9, None) is None
+    assert "wall-time limit" in out_of_time(2.0, 1.0)
+    with pytest.raises(ValueError, match="max_seconds"):
+        RelaxSettings(max_seconds=0)
+
+
+def test_collapse_during_relaxation_is_a_failed_result():
+    result = scripted("collapse", relax_cell=False).relax(fcc(3.7))
+    assert not result.ok
+    assert "closer than 0.5" in result.error
+    assert result.steps > 0  # it started sane and collapsed on the way
+    assert result.structure is not None
+
+
+def rock_salt(a: float, species) -> Structure:
+    conventional = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(a), list(species), [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    return conventional.get_primitive_structure()
+
+
+def test_magnetic_elements_start_spin_polarised():
+    sim = scripted("ok")
+    result = sim.relax(rock_salt(4.45, ["Mn", "O"]))
+    assert result.ok
+    seen = dict(
+        zip(
+            sim.calculator.atoms.get_chemical_symbols(),
+            sim.calculator.atoms.get_initial_magnetic_moments(),
+            strict=True,
+        )
+    )
+    assert seen == {"Mn": 5.0, "O": 0.0}
+    assert "magmom" not in result.structure.site_properties  # a plain geometry comes back
+
+
+def test_spin_polarisation_can_be_switched_off_and_skips_non_magnetic():
+    off = Simulator(f"{HELPERS}:make_scripted", RelaxSettings(spin_polarized=False))
+    off.relax(rock_salt(4.45, ["Mn", "O"]))
+    assert not off.calculator.atoms.get_initial_magnetic_moments().any()
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    cu = AseAtomsAdaptor.get_atoms(fcc(3.6))
+    assert not set_initial_moments(cu) and not cu.has("initial_magmoms")
+
+
+def test_moments_already_on_the_structure_are_kept():
+    structure = rock_salt(4.45, ["Mn", "O"])
+    structure.add_site_property("magmom", [3.0, 0.0])
+    sim = scripted("ok")
+    sim.relax(structure)
+    assert list(sim.calculator.atoms.get_initial_magnetic_moments()) == [3.0, 0.0]
+
+
+# --- SevenNet-0 --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sevennet() -> Simulator:
+    return Simulator("sevennet", TIGHT)
+
+
+def diamond_si(a: float = 5.43) -> Structure:
+    conventional = Structure.from_spacegroup("Fd-3m", Lattice.cubic(a), ["Si"], [[0, 0, 0]])
+    return conventional.get_primitive_structure()
+
+
+def test_sevennet_relaxes_si(sevennet):
+    result = sevennet.relax(diamond_si())
+    assert result.ok and result.converged, result.error
+    assert result.simulator == "sevennet"
+    assert result.energy_per_atom == pytest.approx(SEVENNET_SI_ENERGY_PER_ATOM, abs=1e-3)
+    # SevenNet-0 (PBE-trained) overestimates Si's 5.43 Å a little, as PBE does.
+    assert result.structure.lattice.a * 2**0.5 == pytest.approx(5.463, abs=0.01)
+
+
+def test_sevennet_relaxes_nacl(sevennet):
+    result = sevennet.relax(rock_salt(5.64, ["Na", "Cl"]))
+    assert result.ok and result.converged, result.error
+    assert result.energy_per_atom == pytest.approx(SEVENNET_NACL_ENERGY_PER_ATOM, abs=1e-3)
+
+
+def test_sevennet_model_is_loaded_once():
+    first = make_calculator("sevennet")
+    second = make_calculator("sevennet")
     assert first is not second
     assert first.model is second.model

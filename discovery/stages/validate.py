@@ -30,23 +30,43 @@ def pending(ctx: CampaignContext, session, status: str) -> list[Candidate]:
 
 
 def relax_and_record(ctx: CampaignContext, candidate_ids: list[int], round_index: int, task) -> int:
-    """Relax each candidate and commit its result at once, so a kill loses at most one."""
+    """Relax each candidate and commit its result at once, so a kill loses at most the
+    structures in flight (one, or one batch when `simulator.batched`)."""
+    # Molecules in a box keep their cell, so they go to the fixed-cell simulator; each
+    # group is relaxed in one stream (batched or not) and committed result by result.
+    with ctx.db.session() as session:
+        fixed_ids = {
+            cid
+            for cid in candidate_ids
+            if (session.get(Candidate, cid).origin_detail or {}).get("fixed_cell")
+        }
+    groups = [
+        ([c for c in candidate_ids if c not in fixed_ids], ctx.simulator),
+        ([c for c in candidate_ids if c in fixed_ids], ctx.fixed_cell_simulator),
+    ]
+    cfg = ctx.config.simulator
     n = 0
-    for cid in candidate_ids:
+    for ids, sim in groups:
+        if not ids:
+            continue
         with ctx.db.session() as session:
-            cand = session.get(Candidate, cid)
-            structure = structure_from_json(cand.structure)
-            fixed = bool((cand.origin_detail or {}).get("fixed_cell"))
-            sim = ctx.fixed_cell_simulator if fixed else ctx.simulator
-            result = sim.relax(structure)
-            session.add(calculation_row(cand, result, ctx.fidelity, round_index))
-            if not cand.is_reference:
-                cand.status = "validated" if result.ok else "failed"
-            if not result.ok:
-                log.warning("%s (%s) failed: %s", cand.uid, cand.formula, result.error)
-        n += 1
-        task.advance()
+            structures = [structure_from_json(session.get(Candidate, cid).structure) for cid in ids]
+        results = sim.relax_as_completed(structures, cfg.batched, cfg.batch_size)
+        for index, result in results:
+            _record(ctx, ids[index], result, round_index)
+            n += 1
+            task.advance()
     return n
+
+
+def _record(ctx: CampaignContext, cid: int, result, round_index: int) -> None:
+    with ctx.db.session() as session:
+        cand = session.get(Candidate, cid)
+        session.add(calculation_row(cand, result, ctx.fidelity, round_index))
+        if not cand.is_reference:
+            cand.status = "validated" if result.ok else "failed"
+        if not result.ok:
+            log.warning("%s (%s) failed: %s", cand.uid, cand.formula, result.error)
 
 
 def run(ctx: CampaignContext, round_index: int) -> None:
