@@ -59,3 +59,72 @@ def write_config(path: Path, data: dict) -> Path:
 
 def toy_config() -> dict:
     return yaml.safe_load(TOY.read_text())
+
+
+# --- Store back-ends: a real SQLite file and a real PostgreSQL server ------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    # initdb refuses to run as root; the Debian package's `postgres` user owns the server.
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server on a free loopback port for the whole session; yields the
+    URL of its `postgres` database. Skips only where no server binaries are installed."""
+    import glob
+    import tempfile
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        pytest.skip("PostgreSQL server is not installed (.ci/run installs it)")
+    pytest.importorskip("psycopg")
+    bindir = Path(bins[-1]).parent
+    # Not under pytest's tmp dir: that one is private to root and postgres must enter it.
+    base = Path(tempfile.mkdtemp(prefix="discovery-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+    data, port = base / "data", _free_port()
+    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]
+    subprocess.run(_as_postgres([*initdb, "--no-sync"]), check=True, capture_output=True)
+    opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg_ctl = str(bindir / "pg_ctl")
+    start = [pg_ctl, "-D", str(data), "-l", str(base / "log"), "-w", "-o", opts, "start"]
+    subprocess.run(_as_postgres(start), check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        stop = [pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]
+        subprocess.run(_as_postgres(stop), capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def new_postgres_database(server_url: str) -> str:
+    """A new, empty database on the session's server, so that tests never see each other."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as con:
+        con.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine.dispose()
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """An empty store of each kind: a SQLite file, and a fresh database on the server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return new_postgres_database(request.getfixturevalue("postgres_server"))

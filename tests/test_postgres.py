@@ -1,60 +1,16 @@
 """The same campaign on a real PostgreSQL server: nothing in the store assumes SQLite.
 
-Starts a throwaway server on loopback (initdb refuses root, so it runs as `postgres`)."""
+The server is conftest's `postgres_server`, a throwaway one on loopback for the session."""
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-from pathlib import Path
-
 import pytest
-from conftest import cli, toy_config, write_config
+from conftest import cli, new_postgres_database, toy_config, write_config
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _as_postgres(args: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
-        pytest.skip("PostgreSQL server is not installed (.ci/run installs it)")
-    pytest.importorskip("psycopg")
-    bindir = Path(bins[-1]).parent
-    # Not under pytest's tmp dir: that one is private to root and postgres must enter it.
-    base = Path(tempfile.mkdtemp(prefix="discovery-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-    data, port = base / "data", _free_port()
-    subprocess.run(
-        _as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                      "--no-sync"]),
-        check=True, capture_output=True,
-    )  # fmt: skip
-    opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg_ctl = str(bindir / "pg_ctl")
-    subprocess.run(
-        _as_postgres([pg_ctl, "-D", str(data), "-l", str(base / "log"), "-w", "-o", opts, "start"]),
-        check=True, capture_output=True,
-    )  # fmt: skip
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]),
-                       capture_output=True)  # fmt: skip
-        shutil.rmtree(base, ignore_errors=True)
+@pytest.fixture
+def postgres_url(postgres_server):
+    return new_postgres_database(postgres_server)
 
 
 def test_toy_campaign_on_postgres(postgres_url, tmp_path):

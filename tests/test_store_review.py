@@ -1,4 +1,5 @@
-"""The store's guarantees and the review queue's novelty rule, on a real SQLite store."""
+"""The store's guarantees and the review queue's novelty rule, on a real SQLite file and on a
+real PostgreSQL server (conftest's `store_url`)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def _result(structure, energy=-4.0):
 
 
 @pytest.fixture
-def db(tmp_path):
-    db = Database(default_store_url(tmp_path))
+def db(store_url):
+    db = Database(store_url)
     with db.session() as s:
         s.add(Campaign(name="t", config_yaml=""))
     yield db
@@ -53,9 +54,11 @@ def _add(db, uid, structure, relaxed, is_ref=False, e_hull=0.0, round_index=0):
         return cand.id
 
 
-def test_wal_mode_is_on(db):
+def test_wal_mode_is_on(tmp_path):
+    db = Database(default_store_url(tmp_path))
     with db.engine.connect() as con:
         assert con.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    db.dispose()
 
 
 def test_a_second_calculation_for_the_same_candidate_and_fidelity_is_refused(db):

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from discovery.store.schema import Base
+from discovery.store.migrate import upgrade_to_head
 
 STORE_FILENAME = "campaign.db"
 
@@ -29,7 +29,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 class Database:
-    """One store: an engine plus a session factory; tables are created on first open."""
+    """One store: an engine plus a session factory. Opening brings the schema to the head
+    revision (a new store is created, an older one upgraded in place); `create=False` leaves
+    the schema untouched, for readers that must not write."""
 
     def __init__(self, url: str, create: bool = True):
         self.url = url
@@ -37,7 +39,7 @@ class Database:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         if create:
-            Base.metadata.create_all(self.engine)
+            upgrade_to_head(self.engine)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

@@ -1,4 +1,7 @@
-"""SQLAlchemy 2 tables of the campaign store. Portable SQL only: SQLite and PostgreSQL."""
+"""SQLAlchemy 2 tables of the campaign store. Portable SQL only: SQLite and PostgreSQL.
+
+A change here needs a new revision in `discovery/store/migrations/versions/` too: stores are
+brought to the head revision when opened, and a test compares the two."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -55,7 +59,16 @@ class Round(Base):
 
 class Candidate(Base):
     __tablename__ = "candidates"
-    __table_args__ = (UniqueConstraint("campaign_id", "uid"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "uid"),
+        # One de-duplication bucket (formula, then key prefix) as one index range.
+        Index(
+            "ix_candidates_campaign_formula_dedup_key",
+            "campaign_id",
+            "reduced_formula",
+            "dedup_key",
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
     uid: Mapped[str] = mapped_column(String(64))
@@ -95,7 +108,11 @@ class ModelVersion(Base):
 
 class Prediction(Base):
     __tablename__ = "predictions"
-    __table_args__ = (UniqueConstraint("candidate_id", "model_version"),)
+    __table_args__ = (
+        UniqueConstraint("candidate_id", "model_version"),
+        # The open pool ranked by one model's predicted hull distance, read in index order.
+        Index("ix_predictions_model_version_e_hull_mean", "model_version", "e_hull_mean"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
     model_version: Mapped[str] = mapped_column(String(64))
