@@ -1,0 +1,135 @@
+"""Several processes on one store at once, as in a real campaign: two reviewers deciding on
+the review queue while the campaign commits simulation results. Nothing may be lost or
+duplicated, on a SQLite file (WAL) and on a PostgreSQL server."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import sqlalchemy as sa
+from pymatgen.core import Lattice, Structure
+from sqlalchemy.exc import IntegrityError
+
+from discovery.records import CandidateRecord
+from discovery.store import (
+    Calculation,
+    Campaign,
+    Candidate,
+    Database,
+    HullResult,
+    ReviewDecision,
+    ReviewItem,
+)
+from discovery.store.convert import calculation_row, candidate_row
+
+QUEUED = 12  # candidates in the review queue
+DECISIONS = 30  # decisions per reviewer, cycling over the queue
+RESULTS = 40  # candidates the campaign validates meanwhile
+REVIEWERS = ("ada", "bob")
+
+
+def _crystal(a: float) -> Structure:
+    return Structure(Lattice.cubic(a), ["Cu", "Au"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def _prepare(url: str) -> None:
+    db = Database(url)
+    with db.session() as s:
+        s.add(Campaign(name="busy", config_yaml=""))
+        s.flush()
+        for i in range(QUEUED + RESULTS):
+            uid = f"q-{i}" if i < QUEUED else f"v-{i}"
+            cand = candidate_row(
+                CandidateRecord(_crystal(3.5 + 0.01 * i), "random"), 1, uid, 0, False
+            )
+            s.add(cand)
+            s.flush()
+            if i < QUEUED:
+                s.add(ReviewItem(candidate_id=cand.id, round_index=0, rank=i))
+    db.dispose()
+
+
+def _review(url: str, reviewer: str, barrier) -> None:
+    from discovery.review import decide
+
+    db = Database(url)
+    barrier.wait()
+    for n in range(DECISIONS):
+        decision = "approved" if n % 2 else "rejected"
+        decide(db, 1, f"q-{n % QUEUED}", decision, reviewer, note=f"{reviewer}-{n}")
+    db.dispose()
+
+
+def _validate(url: str, barrier) -> None:
+    """The validate and hull stages' writes: one transaction per result, then a retry of
+    every result (a re-submitted task), which the unique key must refuse."""
+    from simulators import RelaxResult
+
+    db = Database(url)
+    with db.session() as s:
+        cands = s.scalars(sa.select(Candidate.id).where(Candidate.uid.startswith("v-"))).all()
+    barrier.wait()
+    for cid in cands:
+        with db.session() as s:
+            row = s.get(Candidate, cid)
+            result = RelaxResult("emt", _crystal(3.6), -8.0, -4.0, 0.01, None, True, 5, 0.1)
+            s.add(calculation_row(row, result, "emt", 0))
+            s.add(
+                HullResult(
+                    candidate_id=cid,
+                    fidelity="emt",
+                    round_index=0,
+                    e_form_per_atom=-0.1,
+                    e_above_hull=0.02,
+                    stable=True,
+                )
+            )
+    refused = 0
+    for cid in cands:
+        try:
+            with db.session() as s:
+                s.add(
+                    Calculation(
+                        candidate_id=cid,
+                        simulator="emt",
+                        fidelity="emt",
+                        round_index=0,
+                        ok=True,
+                        converged=True,
+                        steps=1,
+                        wall_s=0.1,
+                    )
+                )
+        except IntegrityError:
+            refused += 1
+    db.dispose()
+    assert refused == len(cands) == RESULTS
+
+
+def test_two_reviewers_and_a_campaign_write_at_once(store_url):
+    _prepare(store_url)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(3)
+    procs = [ctx.Process(target=_review, args=(store_url, r, barrier)) for r in REVIEWERS]
+    procs.append(ctx.Process(target=_validate, args=(store_url, barrier)))
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+
+    db = Database(store_url)
+    with db.session() as s:
+        notes = s.execute(sa.select(ReviewDecision.reviewer, ReviewDecision.note)).all()
+        expected = {(r, f"{r}-{n}") for r in REVIEWERS for n in range(DECISIONS)}
+        assert len(notes) == len(expected) and set(notes) == expected
+        # Each queue entry shows the decision written last.
+        last = {}
+        for d in s.scalars(sa.select(ReviewDecision).order_by(ReviewDecision.id)):
+            last[d.candidate_id] = d.decision
+        queue = dict(s.execute(sa.select(ReviewItem.candidate_id, ReviewItem.status)).all())
+        assert queue == last and len(queue) == QUEUED
+        calcs = s.scalars(sa.select(Calculation.candidate_id)).all()
+        assert len(calcs) == len(set(calcs)) == RESULTS
+        assert s.scalar(sa.select(sa.func.count()).select_from(HullResult)) == RESULTS
+    db.dispose()
