@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
-from discovery.store.schema import Calculation, Candidate
+from discovery.store.schema import Calculation, Candidate, Prediction
 
 
 def validated_pairs(
@@ -24,3 +24,34 @@ def validated_pairs(
         .order_by(*order)
     ).all()
     return [(c, k) for c, k in rows]
+
+
+def top_pending_query(campaign_id: int, model_version: str, limit: int = 100) -> Select:
+    """The open candidates (not yet selected) with the lowest predicted hull distance by one
+    model: (candidate id, uid, predicted hull distance, spread) rows, best first.
+
+    Ordered by the prediction alone so that `ix_predictions_model_version_e_hull_mean` gives
+    the order: the query walks the best predictions and stops after `limit` open ones."""
+    return (
+        select(Candidate.id, Candidate.uid, Prediction.e_hull_mean, Prediction.e_form_std)
+        .join(Prediction, Prediction.candidate_id == Candidate.id)
+        .where(
+            Prediction.model_version == model_version,
+            Candidate.campaign_id == campaign_id,
+            Candidate.status == "generated",
+        )
+        .order_by(Prediction.e_hull_mean)
+        .limit(limit)
+    )
+
+
+def bucket_query(campaign_id: int, formula: str, key_prefix: str) -> Select:
+    """(dedup key, structure JSON) of a campaign's candidates in one de-duplication bucket: a
+    reduced formula and a key prefix (`generation.dedup.coarse_prefix`). The formula narrows
+    through `ix_candidates_campaign_formula_dedup_key`; the prefix is a LIKE, which means the
+    same in every SQL dialect and collation."""
+    return select(Candidate.dedup_key, Candidate.structure).where(
+        Candidate.campaign_id == campaign_id,
+        Candidate.reduced_formula == formula,
+        Candidate.dedup_key.startswith(key_prefix, autoescape=True),
+    )
