@@ -179,7 +179,7 @@ def test_a_copy_that_lost_symmetry_is_found_through_the_fallback():
     s = prototype_structure("perovskite-SrTiO3")
     s.remove_oxidation_states()
     moved = s.copy()
-    moved.translate_sites([1], [0, 0, 0.15], frac_coords=False)  # Ti off-centre: tetragonal
+    moved.translate_sites([1], [0, 0, 0.3], frac_coords=False)  # Ti off-centre: tetragonal
     assert bucket_key(moved).spacegroup != bucket_key(s).spacegroup
     strict = Deduplicator(symmetry_fallback=False)
     strict.add(s)
