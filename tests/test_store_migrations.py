@@ -171,3 +171,19 @@ def test_two_processes_opening_a_new_store_at_once_both_succeed(store_url):
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert _revision(store_url) == head_revision()
+
+
+def test_revisions_form_one_line_and_step_down_and_up(store_url):
+    from alembic.script import ScriptDirectory
+
+    assert len(ScriptDirectory.from_config(alembic_config()).get_heads()) == 1
+    Database(store_url).dispose()
+    engine = sa.create_engine(store_url)
+    with engine.begin() as con:
+        config = alembic_config()
+        config.attributes["connection"] = con
+        command.downgrade(config, BASELINE)
+    engine.dispose()
+    assert _revision(store_url) == BASELINE and not SCALE_INDEXES & _indexes(store_url)
+    Database(store_url).dispose()
+    assert SCALE_INDEXES <= _indexes(store_url)
