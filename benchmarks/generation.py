@@ -48,7 +48,12 @@ from pymatgen.core import Composition, Lattice, Structure  # noqa: E402
 
 from discovery.config import CampaignConfig  # noqa: E402
 from discovery.generation import build_generators, generate_candidates  # noqa: E402
-from discovery.generation.dedup import Deduplicator, bucket_key, reduced_structure  # noqa: E402
+from discovery.generation.dedup import (  # noqa: E402
+    KEY_SYMPREC,
+    Deduplicator,
+    bucket_key,
+    reduced_structure,
+)
 from discovery.generation.random_search import RandomSearchGenerator  # noqa: E402
 from discovery.generation.substitution import enumerate_substitutions  # noqa: E402
 
@@ -181,7 +186,7 @@ def dedup_benchmark(args, rng: np.random.Generator) -> dict:
 
     matcher = StructureMatcher(primitive_cell=True, scale=True, attempt_supercell=False)
 
-    def run(fallback: bool, symprec: float = 0.1, items: list | None = None) -> dict:
+    def run(fallback: bool, symprec: float = KEY_SYMPREC, items: list | None = None) -> dict:
         """The first structure of each group to arrive is necessarily new; every later one
         must merge into its own group. A later one kept as new is a miss, unless the matcher
         itself (no keys, against every kept member of the group) also says it is no copy:
