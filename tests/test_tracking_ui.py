@@ -41,7 +41,7 @@ def test_ui_serves_campaign_runs(toy_campaign):
                 if r.status_code == 200:
                     exp = r.json()["experiment"]
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy
                 pass
             assert proc.poll() is None, "the UI server exited"
             time.sleep(0.5)
