@@ -6,14 +6,19 @@ campaign asks of them most.
 
 For each back-end, in a child process of its own (so that its peak RSS is the driver's):
 builds a store at the head schema revision through `Database(url)` (the migrations, indexes
-included), inserts `rows` candidates with realistic structure JSON and one prediction each,
-then times (a) the top 100 open candidates by predicted hull distance
+included), inserts `rows` candidates with realistic structure JSON and the predictions a campaign
+in its fourth round holds, then times (a) the top 100 open candidates by predicted hull distance
 (`queries.top_pending_query`) and (b) reading one de-duplication bucket
-(`queries.bucket_query`, the shape the generate stage uses), structure JSON decoded. The
-candidates with the lowest predictions are marked validated, as a campaign that has already
-selected from the top leaves them, so the top-100 query has to walk past them. Medians of
+(`queries.bucket_query`, the shape the generate stage uses), structure JSON decoded.
+
+The predictions are laid out as the screen stage leaves them: every candidate has one from
+the previous model; the best 1 % by it were validated then and so have none from the current
+model (the screen scores only the open pool); every other candidate has one from the current
+model, whose best `--selected` (this round's validation budget) are now selected, not open,
+and sit at the head of the index, where the top-100 query has to walk past them. Medians of
 `repeats` runs count (first runs and p95 are kept too); statistics are refreshed (ANALYZE)
-after loading, as autovacuum or `discovery` would on a long-lived store.
+after loading, as autovacuum would on a long-lived PostgreSQL store. Finally schema revision
+0002 is stepped down (its indexes dropped) and both queries are timed again, for the ratio.
 
 Without --pg-url a throwaway PostgreSQL server is started on loopback from
 /usr/lib/postgresql/*/bin (as the `postgres` user when run as root) and removed afterwards.
@@ -48,9 +53,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from alembic import command  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
 from discovery.store import Campaign, Candidate, Database  # noqa: E402
+from discovery.store.migrate import alembic_config  # noqa: E402
 from discovery.store.queries import bucket_query, top_pending_query  # noqa: E402
 
 log = logging.getLogger("benchmarks.scale")
@@ -60,6 +67,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 TARGET_MS = 100.0
 TARGET_RSS_MB = 2048.0
 MODEL = "m-round3"
+PREVIOUS_MODEL = "m-round2"
+VALIDATED_SHARE = 0.01  # validated in earlier rounds
 CHUNK = 20_000  # rows per insert batch: bounds the driver's memory, not the store's size
 ELEMENTS = ["Li", "Na", "K", "Mg", "Ca", "Al", "Ti", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga"]
 ANIONS = ["O", "S", "Se", "F", "Cl", "N"]
@@ -101,14 +110,18 @@ PRED_COLUMNS = (
 )  # fmt: skip
 
 
-def _rows(n: int, rng: np.random.Generator) -> Iterator[tuple[list[tuple], list[tuple]]]:
+def _rows(
+    n: int, n_selected: int, rng: np.random.Generator
+) -> Iterator[tuple[list[tuple], list[tuple]]]:
     """Candidate and prediction rows in chunks, as tuples in CAND_COLUMNS / PRED_COLUMNS
     order; the structure JSON is serialised once, since every row carries the same size."""
     structure = json.dumps(_template())
     formulas = _formulas()
     e_hull = rng.normal(0.15, 0.12, n)
-    # The best-predicted 1 % were selected and validated in earlier rounds.
-    validated = e_hull <= np.quantile(e_hull, 0.01)
+    e_prev = e_hull + rng.normal(0.0, 0.05, n)
+    validated = e_prev <= np.quantile(e_prev, VALIDATED_SHARE)
+    open_hulls = np.sort(e_hull[~validated])
+    selected = ~validated & (e_hull <= open_hulls[min(n_selected, len(open_hulls)) - 1])
     formula_ix = rng.integers(len(formulas), size=n)
     nprim = rng.choice(NPRIM, size=n)
     spacegroup = rng.integers(1, 231, size=n)
@@ -118,14 +131,17 @@ def _rows(n: int, rng: np.random.Generator) -> Iterator[tuple[list[tuple], list[
         cands, preds = [], []
         for i in range(start, min(n, start + CHUNK)):
             formula = formulas[formula_ix[i]]
-            status = "validated" if validated[i] else "generated"
+            status = "validated" if validated[i] else "selected" if selected[i] else "generated"
             key = f"{formula}|{nprim[i]}|{spacegroup[i]}"
             cands.append(
                 (i + 1, 1, f"r{i % 4}-rnd-{i:07d}", i % 4, False, structure, formula, formula,
                  "Li-Mn-O", 8, int(spacegroup[i]), "random", None, "{}", key, status, now)
             )  # fmt: skip
-            e = float(e_hull[i])
-            preds.append((i + 1, MODEL, 3, -1.0 + e, 0.05, e))
+            e = float(e_prev[i])
+            preds.append((i + 1, PREVIOUS_MODEL, 2, -1.0 + e, 0.06, e))
+            if not validated[i]:
+                e = float(e_hull[i])
+                preds.append((i + 1, MODEL, 3, -1.0 + e, 0.05, e))
         yield cands, preds
 
 
@@ -143,11 +159,11 @@ def _insert(con, table: str, columns: tuple[str, ...], rows: list[tuple]) -> Non
         raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
 
 
-def _load(db: Database, n: int, seed: int) -> float:
+def _load(db: Database, n: int, n_selected: int, seed: int) -> float:
     t0 = time.perf_counter()
     with db.session() as s:
         s.add(Campaign(id=1, name="scale", config_yaml=""))
-    for k, (cands, preds) in enumerate(_rows(n, np.random.default_rng(seed))):
+    for k, (cands, preds) in enumerate(_rows(n, n_selected, np.random.default_rng(seed))):
         with db.engine.begin() as con:
             _insert(con, "candidates", CAND_COLUMNS, cands)
             _insert(con, "predictions", PRED_COLUMNS, preds)
@@ -186,14 +202,8 @@ def _plan(db: Database, stmt) -> list[str]:
         return [" ".join(map(str, row)) for row in con.exec_driver_sql(prefix + sql)]
 
 
-def _measure(url: str, n: int, repeats: int, seed: int) -> dict:
-    """One back-end, in its own process: load, then time both queries."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    db = Database(url)
-    load_s = _load(db, n, seed)
-    top = top_pending_query(1, MODEL, 100)
-    top_times, top_rows = _timed(db, top, repeats)
-
+def _time_queries(db: Database, repeats: int, seed: int) -> dict[str, list]:
+    top_times, top_rows = _timed(db, top_pending_query(1, MODEL, 100), repeats)
     rng = np.random.default_rng(seed + 1)
     formulas = _formulas()
     bucket_times, sizes = [], []
@@ -203,29 +213,55 @@ def _measure(url: str, n: int, repeats: int, seed: int) -> dict:
         times, size = _timed(db, bucket_query(1, formula, prefix), 1)
         bucket_times += times
         sizes.append(size)
-    example = bucket_query(1, formulas[0], f"{formulas[0]}|2|")
-    plans = {"top100": _plan(db, top), "bucket": _plan(db, example)}
-    db.dispose()
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"top": top_times, "top_rows": [top_rows], "bucket": bucket_times, "sizes": sizes}
+
+
+def _without_scale_indexes(db: Database, repeats: int, seed: int) -> dict:
+    """The same queries on the baseline schema: revision 0002's indexes taken away again
+    through its own downgrade, to show what they are worth."""
+    with db.engine.begin() as con:
+        config = alembic_config()
+        config.attributes["connection"] = con
+        command.downgrade(config, "0001")
+    t = _time_queries(db, repeats, seed)
     return {
-        "top100_ms": round(statistics.median(top_times), 2),
-        "bucket_ms": round(statistics.median(bucket_times), 2),
+        "top100_ms": round(statistics.median(t["top"]), 2),
+        "bucket_ms": round(statistics.median(t["bucket"]), 2),
+    }
+
+
+def _measure(url: str, n: int, n_selected: int, repeats: int, seed: int) -> dict:
+    """One back-end, in its own process: load, then time both queries."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    db = Database(url)
+    load_s = _load(db, n, n_selected, seed)
+    t = _time_queries(db, repeats, seed)
+    formula = _formulas()[0]
+    example = bucket_query(1, formula, f"{formula}|2|")
+    plans = {"top100": _plan(db, top_pending_query(1, MODEL, 100)), "bucket": _plan(db, example)}
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    baseline = _without_scale_indexes(db, max(3, repeats // 4), seed)
+    db.dispose()
+    return {
+        "top100_ms": round(statistics.median(t["top"]), 2),
+        "bucket_ms": round(statistics.median(t["bucket"]), 2),
         "driver_rss_mb": round(rss_mb, 1),
-        "top100_first_ms": round(top_times[0], 2),
-        "top100_p95_ms": round(float(np.percentile(top_times, 95)), 2),
-        "bucket_p95_ms": round(float(np.percentile(bucket_times, 95)), 2),
-        "top100_rows": top_rows,
-        "bucket_rows_mean": round(float(np.mean(sizes)), 1),
+        "top100_first_ms": round(t["top"][0], 2),
+        "top100_p95_ms": round(float(np.percentile(t["top"], 95)), 2),
+        "bucket_p95_ms": round(float(np.percentile(t["bucket"], 95)), 2),
+        "top100_rows": t["top_rows"][0],
+        "bucket_rows_mean": round(float(np.mean(t["sizes"])), 1),
         "load_s": round(load_s, 1),
         "load_rows_per_s": round(n / load_s),
+        "without_scale_indexes": baseline,
         "plans": plans,
     }
 
 
-def _in_child(url: str, n: int, repeats: int, seed: int) -> dict:
+def _in_child(url: str, args: argparse.Namespace) -> dict:
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(1) as pool:
-        return pool.apply(_measure, (url, n, repeats, seed))
+        return pool.apply(_measure, (url, args.rows, args.selected, args.repeats, args.seed))
 
 
 def _free_port() -> int:
@@ -288,6 +324,9 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--pg-url", default=None, help="an existing server (an empty database)")
     parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument(
+        "--selected", type=int, default=1000, help="this round's picks, no longer open"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     args = parser.parse_args()
@@ -298,7 +337,7 @@ def main() -> None:
         for backend in args.backends.split(","):
             if backend == "sqlite":
                 url = f"sqlite:///{Path(tmp) / 'campaign.db'}"
-                store[backend] = _in_child(url, args.rows, args.repeats, args.seed)
+                store[backend] = _in_child(url, args)
                 store[backend]["db_size_mb"] = round(
                     (Path(tmp) / "campaign.db").stat().st_size / 2**20
                 )
@@ -307,7 +346,7 @@ def main() -> None:
                     contextlib.nullcontext(args.pg_url) if args.pg_url else _throwaway_postgres()
                 )
                 with server as url:
-                    store[backend] = _in_child(url, args.rows, args.repeats, args.seed)
+                    store[backend] = _in_child(url, args)
             else:
                 raise SystemExit(f"unknown back-end {backend!r}")
             log.info("%s: %s", backend, {k: v for k, v in store[backend].items() if k != "plans"})
@@ -318,6 +357,11 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "rows": args.rows,
+        "layout": (
+            f"{args.rows} candidates; predictions: one per candidate by the previous model, one"
+            f" by the current model for all but the {VALIDATED_SHARE:.0%} validated earlier;"
+            f" the current model's best {args.selected} are selected (not open)"
+        ),
         "target_ms": TARGET_MS,
         "target_rss_mb": TARGET_RSS_MB,
         # Filled by the Dask part of this benchmark, which is not built yet.
