@@ -32,6 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from simulators import RelaxSettings, Simulator  # noqa: E402
 
@@ -192,6 +193,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
+    # BLAS too: OpenBLAS threads spinning on a shared machine slowed FrechetCellFilter's
+    # small matrix exponentials, the same cost in both paths, many times over.
+    threadpool_limits(args.threads)
     structures = build_structures(args.n, args.seed)
     runs = [run_potential(name, structures, args.batch_size) for name in args.potentials]
     head = runs[0]

@@ -25,7 +25,10 @@ class Simulator:
         settings: RelaxSettings = RelaxSettings(),
         device: str = "cpu",
         options: dict[str, Any] | None = None,
+        batch_model: BatchModel | None = None,
     ) -> None:
+        """``batch_model`` overrides the built-in batched form (or gives one to a back-end
+        without it, e.g. ``PerStructureBatch`` around any calculator)."""
         # Catch a typo now; building the calculator itself waits until first use.
         check_name(name)
         self.name = name
@@ -33,7 +36,7 @@ class Simulator:
         self.device = device
         self.options = dict(options or {})
         self._calculator: BaseCalculator | None = None
-        self._batch_model: BatchModel | None = None
+        self._batch_model = batch_model
 
     def __repr__(self) -> str:
         return f"Simulator({self.name!r}, device={self.device!r}, settings={self.settings!r})"
@@ -48,7 +51,7 @@ class Simulator:
     @property
     def can_batch(self) -> bool:
         """Whether this back-end has a batched form (one model call for many structures)."""
-        return self.name in BATCHED_SIMULATORS
+        return self._batch_model is not None or self.name in BATCHED_SIMULATORS
 
     @property
     def batch_model(self) -> BatchModel:

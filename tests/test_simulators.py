@@ -89,12 +89,18 @@ HELPERS = "simtest_helper_calcs"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # Two cores shared with other work: one thread each keeps timings honest.
+def one_thread_each():
+    # Two cores shared with other work: one torch thread, and one BLAS thread, because
+    # OpenBLAS threads spinning against a loaded machine made FrechetCellFilter's small
+    # matrix exponentials many times slower.
+    from threadpoolctl import threadpool_limits
+
+    limits = threadpool_limits(1)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+    limits.restore_original_limits()
 
 
 @pytest.fixture(scope="module", autouse=True)
