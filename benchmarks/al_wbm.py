@@ -71,6 +71,10 @@ def summarise(runs: list[StrategyRun]) -> dict:
         "daf_mean": float(np.mean([[r.daf for r in run.rounds] for run in runs])),
         "stable_chemsys_final": float(np.mean([run.rounds[-1].stable_chemsys for run in runs])),
         "stable_elements_final": float(np.mean([run.rounds[-1].stable_elements for run in runs])),
+        # Rounds (over all seeds) after which the collapse guards would have warned.
+        "rounds_with_guard_warnings": sum(
+            bool(r.guard_warnings) for run in runs for r in run.rounds
+        ),
     }
     for key in ("prospective_mae", "holdout_mae", "holdout_spearman"):
         values = [[getattr(r, key) for r in run.rounds] for run in runs]
