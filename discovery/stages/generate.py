@@ -16,6 +16,7 @@ from discovery.stages.hull import current_hull
 from discovery.stages.learn import latest_model, load_ensemble
 from discovery.store import Candidate
 from discovery.store.convert import candidate_row, structure_from_json
+from discovery.store.queries import bucket_query
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +28,9 @@ def _history(ctx: CampaignContext, session) -> Deduplicator:
     bucket at a time, when a new structure first falls into it."""
 
     def load(formula: str, nprim: int):
-        prefix = coarse_prefix(formula, nprim)
-        # The indexed formula column narrows to the formula; the key prefix (every space group
-        # of this primitive size) is matched with LIKE, which means the same in every SQL
-        # dialect and collation, unlike a string range.
+        # every space group of this formula and primitive size, through the formula index
         rows = session.execute(
-            select(Candidate.dedup_key, Candidate.structure).where(
-                Candidate.campaign_id == ctx.campaign_id,
-                Candidate.reduced_formula == formula,
-                Candidate.dedup_key.startswith(prefix, autoescape=True),
-            )
+            bucket_query(ctx.campaign_id, formula, coarse_prefix(formula, nprim))
         )
         return [(key, structure_from_json(data)) for key, data in rows]
 
