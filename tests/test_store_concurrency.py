@@ -5,11 +5,16 @@ duplicated, on a SQLite file (WAL) and on a PostgreSQL server."""
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
+import time
 
 import sqlalchemy as sa
+from conftest import REPO, write_config
 from pymatgen.core import Lattice, Structure
 from sqlalchemy.exc import IntegrityError
 
+from discovery.config import load_config
 from discovery.records import CandidateRecord
 from discovery.store import (
     Calculation,
@@ -19,6 +24,7 @@ from discovery.store import (
     HullResult,
     ReviewDecision,
     ReviewItem,
+    Round,
 )
 from discovery.store.convert import calculation_row, candidate_row
 
@@ -132,4 +138,72 @@ def test_two_reviewers_and_a_campaign_write_at_once(store_url):
         calcs = s.scalars(sa.select(Calculation.candidate_id)).all()
         assert len(calcs) == len(set(calcs)) == RESULTS
         assert s.scalar(sa.select(sa.func.count()).select_from(HullResult)) == RESULTS
+    db.dispose()
+
+
+def _review_until(url: str, reviewer: str, uids: list[str], started, stop) -> None:
+    """Decide on the queue, note by numbered note, until the campaign has finished."""
+    from discovery.review import decide
+
+    db = Database(url)
+    started.wait()
+    n = 0
+    while not stop.is_set() or n == 0:
+        decision = "approved" if n % 2 else "rejected"
+        decide(db, 1, uids[n % len(uids)], decision, reviewer, note=f"{reviewer}-{n}")
+        n += 1
+        time.sleep(0.05)  # a brisk human: the campaign's own writes still interleave
+    db.dispose()
+
+
+def test_two_reviewers_beside_a_real_campaign_round(toy_copy, tmp_path):
+    """The real thing on the default SQLite store: `discovery run` extends the finished toy
+    campaign by a round while two reviewer processes decide on its queue."""
+    url = f"sqlite:///{toy_copy / 'campaign.db'}"
+    db = Database(url)
+    with db.session() as s:
+        uids = s.scalars(
+            sa.select(Candidate.uid).join(ReviewItem, ReviewItem.candidate_id == Candidate.id)
+        ).all()
+        calcs_before = s.scalar(sa.select(sa.func.count()).select_from(Calculation))
+    db.dispose()
+    assert uids
+    config = load_config(toy_copy / "campaign.yaml").model_dump(mode="json")
+    config["rounds"] += 1
+    path = write_config(tmp_path / "more.yaml", config)
+
+    ctx = multiprocessing.get_context("spawn")
+    started, stop = ctx.Event(), ctx.Event()
+    reviewers = [
+        ctx.Process(target=_review_until, args=(url, r, uids, started, stop)) for r in REVIEWERS
+    ]
+    for p in reviewers:
+        p.start()
+    campaign = subprocess.Popen(
+        [sys.executable, "-m", "discovery.cli", "run", str(path), "--dir", str(toy_copy)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started.set()
+    try:
+        _, err = campaign.communicate(timeout=900)
+    finally:
+        stop.set()
+        for p in reviewers:
+            p.join(120)
+    assert campaign.returncode == 0, err[-3000:]
+    assert [p.exitcode for p in reviewers] == [0, 0]
+
+    db = Database(url)
+    with db.session() as s:
+        rounds = s.execute(sa.select(Round.index, Round.stage).order_by(Round.index)).all()
+        assert [tuple(r) for r in rounds][-1] == (config["rounds"] - 1, "done")
+        calcs = s.scalars(sa.select(Calculation.candidate_id)).all()
+        assert len(calcs) == len(set(calcs)) == calcs_before + config["validation_budget"]
+        notes = s.execute(sa.select(ReviewDecision.reviewer, ReviewDecision.note)).all()
+        for reviewer in REVIEWERS:
+            mine = sorted(int(n.split("-")[1]) for r, n in notes if r == reviewer)
+            assert mine == list(range(len(mine))) and mine  # none lost, none twice
     db.dispose()
