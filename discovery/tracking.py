@@ -41,7 +41,11 @@ class Tracker:
         self.uri = uri
         self.client = MlflowClient(tracking_uri=uri)
         exp = self.client.get_experiment_by_name(experiment)
-        if exp is None:
+        if exp is None and uri.startswith(("http://", "https://")):
+            # A tracking server stores artifacts where it was told to (its artifact root or
+            # proxy), so every member of a team can browse them; a local path would not be.
+            self.experiment_id = self.client.create_experiment(experiment)
+        elif exp is None:
             # Keep artifacts inside the campaign dir; MLflow's default is ./mlruns of the cwd.
             artifact_root.mkdir(parents=True, exist_ok=True)
             self.experiment_id = self.client.create_experiment(
