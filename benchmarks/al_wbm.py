@@ -198,41 +198,30 @@ def main() -> None:
     def oracle() -> Oracle:
         return Oracle(labels[E_FORM].values, labels[E_HULL].values)
 
+    preds = published_preds(args.preds_dir)
+    joined = labels[["material_id"]].join(preds, on="material_id")
+    # (name, pool, strategy, settings) of every learning campaign to run, for each seed.
+    jobs = [(strategy, pool, strategy, settings) for strategy in args.strategies]
+    prior_column = next((c for c in preds.columns if model_name(c) == args.prior), None)
+    if prior_column is not None:
+        prior_pool = replace(pool, prior=joined[prior_column].values)
+        prior_settings = replace(settings, target="prior_residual")
+        jobs.append((f"greedy on {args.prior}", prior_pool, "greedy", prior_settings))
     runs: dict[str, list[StrategyRun]] = {}
-    for strategy in args.strategies:
+    for name, job_pool, strategy, job_settings in jobs:
         for seed in range(args.seeds):
             run = run_learning(
-                pool,
+                job_pool,
                 oracle(),
                 acquirable,
                 holdout,
                 labels[E_FORM].values[holdout],
                 strategy,
                 seed,
-                settings,
+                job_settings,
                 prevalence,
             )
-            runs.setdefault(strategy, []).append(run)
-
-    preds = published_preds(args.preds_dir)
-    joined = labels[["material_id"]].join(preds, on="material_id")
-    prior_column = next((c for c in preds.columns if model_name(c) == args.prior), None)
-    if prior_column is not None:
-        prior_pool = replace(pool, prior=joined[prior_column].values)
-        prior_settings = replace(settings, target="prior_residual")
-        for seed in range(args.seeds):
-            run = run_learning(
-                prior_pool,
-                oracle(),
-                acquirable,
-                holdout,
-                labels[E_FORM].values[holdout],
-                "greedy",
-                seed,
-                prior_settings,
-                prevalence,
-            )
-            runs.setdefault(f"greedy on {args.prior}", []).append(run)
+            runs.setdefault(name, []).append(run)
     for column in preds.columns:
         name = model_name(column)
         if name not in ZERO_SHOT:

@@ -28,6 +28,19 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess
     )
 
 
+@pytest.fixture(scope="module")
+def single_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared, busy machine OpenMP
+    oversubscription slows them by orders of magnitude. Use with
+    `pytestmark = pytest.mark.usefixtures("single_thread")`."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -26,12 +26,8 @@ from models.graphs import structure_to_graph
 CUTOFF = 4.5
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny models: one torch thread (see conftest.single_thread).
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def crystals() -> list[Structure]:

@@ -17,12 +17,8 @@ SETTINGS = {
 ATOL = {"float32": 1e-5, "float64": 1e-12}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny models: one torch thread (see conftest.single_thread).
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def structures() -> list[Structure]:

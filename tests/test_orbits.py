@@ -14,12 +14,8 @@ SETTINGS = GNNSettings(cutoff=4.5, hidden=16, layers=3, n_rbf=12, dtype="float64
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny models: one torch thread (see conftest.single_thread).
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def rocksalt() -> Structure:

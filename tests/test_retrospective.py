@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from discovery.retrospective import (
     LoopSettings,
@@ -22,12 +21,8 @@ ELEMENTS = ["Li", "Na", "K", "Mg", "Ca", "Al", "Fe", "Mn", "Cu", "Zn", "O", "S",
 TINY = LoopSettings(rounds=2, batch=15, seed_fraction=0.1, n_members=2, epochs=4, patience=4)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny models: one torch thread (see conftest.single_thread).
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def synthetic_table(n: int = 160, seed: int = 0):
