@@ -252,7 +252,13 @@ class GuardsConfig(_Section):
         "model's error is tracked on.",
     )
     rise_rounds: int = Field(
-        2, ge=1, description="Warn when the held-out error has risen this many rounds in a row."
+        2, ge=1, description="Warn when the held-out error has risen this many rounds in a row..."
+    )
+    min_rise_fraction: float = Field(
+        0.1,
+        ge=0,
+        description="... by more than this fraction of where it started (retraining noise "
+        "moves it a few per cent).",
     )
     min_chemsys_share: float = Field(
         0.25,

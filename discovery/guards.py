@@ -30,12 +30,15 @@ def diversity(compositions: Iterable[Composition]) -> dict[str, float]:
     return {"chemsys": len(systems), "elements": len(elements), "chemsys_entropy": entropy}
 
 
-def rising(history: Sequence[float | None], rounds: int) -> bool:
-    """True when the last `rounds` steps of `history` each went up (missing values break it)."""
+def rising(history: Sequence[float | None], rounds: int, min_fraction: float = 0.0) -> bool:
+    """True when the last `rounds` steps of `history` each went up, by `min_fraction` of the
+    starting value in all (missing values break it). Retraining noise moves a held-out error
+    by a few per cent; drift is what keeps going beyond that."""
     tail = list(history[-(rounds + 1) :])
     if len(tail) < rounds + 1 or any(v is None for v in tail):
         return False
-    return all(b > a for a, b in zip(tail, tail[1:], strict=False))
+    steps_up = all(b > a for a, b in zip(tail, tail[1:], strict=False))
+    return steps_up and tail[-1] - tail[0] > min_fraction * abs(tail[0])
 
 
 def concentrated(n_chemsys_picked: int, n_picked: int, n_chemsys_open: int, share: float) -> bool:
@@ -54,10 +57,11 @@ def guard_warnings(
     open_chemsys: int,
     rise_rounds: int,
     min_chemsys_share: float,
+    min_rise_fraction: float = 0.1,
 ) -> list[str]:
     """Warnings for the latest round; `holdout_mae_history` ends with this round's value."""
     warnings = []
-    if rising(holdout_mae_history, rise_rounds):
+    if rising(holdout_mae_history, rise_rounds, min_rise_fraction):
         recent = ", ".join(f"{v:.3f}" for v in holdout_mae_history[-(rise_rounds + 1) :])
         warnings.append(
             f"held-out error rose for {rise_rounds} rounds in a row ({recent} eV/atom): the "

@@ -116,6 +116,7 @@ class LoopSettings:
     restrict_chemsys: str | None = None
     guard_rise_rounds: int = 2
     guard_min_chemsys_share: float = 0.25
+    guard_min_rise_fraction: float = 0.1
 
 
 @dataclass
@@ -295,6 +296,7 @@ def run_learning(
             len(open_systems),
             settings.guard_rise_rounds,
             settings.guard_min_chemsys_share,
+            settings.guard_min_rise_fraction,
         )
         log.info(
             "%s seed %d round %d: %d/%d stable (hit rate %.2f), holdout MAE %.3f",

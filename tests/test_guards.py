@@ -28,6 +28,10 @@ def test_rising_needs_every_step_up():
     assert not rising([0.12, 0.15], 2)  # too short to tell
     assert not rising([0.10, None, 0.15], 2)  # a gap breaks the run
     assert rising([0.3, 0.1, 0.2], 1)
+    # Noise-sized steps are not drift once a minimum rise is asked for.
+    assert rising([0.191, 0.191 + 1e-4, 0.192], 2)
+    assert not rising([0.191, 0.191 + 1e-4, 0.192], 2, min_fraction=0.1)
+    assert rising([0.15, 0.16, 0.17], 2, min_fraction=0.1)
 
 
 def test_concentrated_compares_with_what_was_possible():
@@ -40,6 +44,8 @@ def test_concentrated_compares_with_what_was_possible():
 
 def test_a_collapsing_campaign_trips_both_guards_and_a_healthy_one_none():
     collapsing = guard_warnings([0.10, 0.12, 0.15], 1, 8, 7, rise_rounds=2, min_chemsys_share=0.25)
+    noisy = guard_warnings([0.191, 0.1912, 0.192], 4, 8, 7, rise_rounds=2, min_chemsys_share=0.25)
+    assert noisy == []
     assert len(collapsing) == 2
     assert "rose for 2 rounds" in collapsing[0] and "diversity collapse" in collapsing[1]
     healthy = guard_warnings([0.15, 0.12, 0.13], 4, 8, 7, rise_rounds=2, min_chemsys_share=0.25)

@@ -101,6 +101,7 @@ def round_guards(
         len(open_systems),
         guards.rise_rounds,
         guards.min_chemsys_share,
+        guards.min_rise_fraction,
     )
     for text in warnings:
         log.warning("round %d: %s", round_index, text)
