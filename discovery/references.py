@@ -16,6 +16,7 @@ from pymatgen.core import Element, Lattice, Structure
 from discovery.generation.prototypes import get_prototype, prototype_structure
 from discovery.generation.substitution import substitute
 from discovery.records import CandidateRecord
+from discovery.structure_checks import structure_problem
 
 DIATOMIC = {"H", "N", "O", "F", "Cl", "Br", "I"}
 DIAMOND = {"C", "Si", "Ge", "Sn"}
@@ -93,7 +94,13 @@ def known_compound(spec: str) -> CandidateRecord:
         return CandidateRecord(substitute(base, mapping), "reference", name, {"spec": spec})
     if not path.is_file():
         raise ValueError(f"known compound {spec!r} is neither 'prototype:elements' nor a file")
-    structure = Structure.from_file(path)
+    try:
+        structure = Structure.from_file(path)
+    except Exception as err:  # pymatgen raises many kinds on a bad file; the file is the news
+        raise ValueError(f"known compound {path}: cannot parse structure: {err}") from None
+    problem = structure_problem(structure)
+    if problem is not None:
+        raise ValueError(f"known compound {path}: {problem}")
     if not structure.is_ordered:
         raise ValueError(f"known compound {path} has partial occupancies; order it first")
     return CandidateRecord(structure, "reference", path.name, {"file": str(path)})

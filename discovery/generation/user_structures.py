@@ -14,6 +14,8 @@ from pathlib import Path
 
 from pymatgen.core import Structure
 
+from discovery.structure_checks import structure_problem
+
 log = logging.getLogger(__name__)
 
 _SUFFIXES = {".cif", ".json", ".vasp", ".poscar", ".xyz", ".extxyz"}
@@ -92,8 +94,9 @@ def _load_file(path: Path, order_disordered: bool) -> Structure:
         structure = _read(path)
     except Exception as err:
         raise StructureFileError(f"{path}: cannot parse structure: {err}") from None
-    if len(structure) == 0:
-        raise StructureFileError(f"{path}: no sites")
+    problem = structure_problem(structure)
+    if problem is not None:
+        raise StructureFileError(f"{path}: {problem}")
     if not structure.is_ordered:
         if not order_disordered:
             raise StructureFileError(
