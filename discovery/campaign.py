@@ -105,8 +105,13 @@ def run_campaign(
     ctx.tracker.client.log_text(parent, dump_config(config), "campaign.yaml")
     references.ensure_references(ctx)
     ctx.tracker.log_metrics(parent, references.chemical_potential_report(ctx))
-    for r in range(config.rounds):
-        _run_round(ctx, r, parent)
+    try:
+        for r in range(config.rounds):
+            _run_round(ctx, r, parent)
+    finally:
+        # A cluster the campaign started must not outlive it; `executor` is built lazily.
+        if ctx.__dict__.get("executor") is not None:
+            ctx.executor.close()
     with ctx.db.session() as session:
         session.get(Campaign, ctx.campaign_id).status = "finished"
     ctx.tracker.finish(parent)

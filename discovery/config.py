@@ -377,6 +377,23 @@ class ReferencesConfig(_Section):
     )
 
 
+class ExecutorConfig(_Section):
+    """Where relaxations run."""
+
+    kind: Literal["inline", "dask"] = Field(
+        "inline",
+        description="inline: in the campaign's process; dask: one task per structure on a "
+        "Dask cluster (results are committed as they arrive; a dead worker's task is rerun).",
+    )
+    address: str | None = Field(
+        None,
+        description="Dask scheduler address (tcp://host:8786); null = a LocalCluster started "
+        "by the campaign.",
+    )
+    workers: int = Field(2, ge=1, description="Worker processes of the LocalCluster.")
+    retries: int = Field(2, ge=0, description="Retries of a task that raises.")
+
+
 class StoreConfig(_Section):
     url: str | None = Field(
         None,
@@ -415,6 +432,7 @@ class CampaignConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     acquisition: AcquisitionConfig = Field(default_factory=AcquisitionConfig)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     references: ReferencesConfig = Field(default_factory=ReferencesConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)

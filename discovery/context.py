@@ -32,9 +32,11 @@ class CampaignContext:
     def checkpoint_dir(self) -> Path:
         return self.directory / "checkpoints"
 
-    def _build_simulator(self, relax_cell: bool):
+    def simulator_spec(self, relax_cell: bool):
+        """The simulator as a picklable recipe, for executors in other processes."""
         # Imported here so that `discovery status` and friends never load torch models.
-        from simulators import RelaxSettings, Simulator
+        from discovery.executors import SimulatorSpec
+        from simulators import RelaxSettings
 
         sim = self.config.simulator
         settings = RelaxSettings(
@@ -48,7 +50,20 @@ class CampaignContext:
             max_seconds=sim.max_seconds,
             spin_polarized=sim.spin_polarized,
         )
-        return Simulator(sim.name, settings, device=sim.device, options=dict(sim.options))
+        return SimulatorSpec(sim.name, settings, device=sim.device, options=dict(sim.options))
+
+    def _build_simulator(self, relax_cell: bool):
+        return self.simulator_spec(relax_cell).build()
+
+    @cached_property
+    def executor(self):
+        """The Dask executor, when the config asks for one (None: relax in this process)."""
+        ex = self.config.executor
+        if ex.kind != "dask":
+            return None
+        from discovery.executors import DaskExecutor
+
+        return DaskExecutor(ex.address, ex.workers, ex.retries)
 
     @cached_property
     def simulator(self):

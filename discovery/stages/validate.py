@@ -41,17 +41,22 @@ def relax_and_record(ctx: CampaignContext, candidate_ids: list[int], round_index
             if (session.get(Candidate, cid).origin_detail or {}).get("fixed_cell")
         }
     groups = [
-        ([c for c in candidate_ids if c not in fixed_ids], ctx.simulator),
-        ([c for c in candidate_ids if c in fixed_ids], ctx.fixed_cell_simulator),
+        ([c for c in candidate_ids if c not in fixed_ids], True),
+        ([c for c in candidate_ids if c in fixed_ids], False),
     ]
     cfg = ctx.config.simulator
     n = 0
-    for ids, sim in groups:
+    for ids, relax_cell in groups:
         if not ids:
             continue
         with ctx.db.session() as session:
             structures = [structure_from_json(session.get(Candidate, cid).structure) for cid in ids]
-        results = sim.relax_as_completed(structures, cfg.batched, cfg.batch_size)
+        if ctx.executor is not None:
+            spec = ctx.simulator_spec(relax_cell and cfg.relax_cell)
+            results = ctx.executor.relax_as_completed(spec, structures)
+        else:
+            sim = ctx.simulator if relax_cell else ctx.fixed_cell_simulator
+            results = sim.relax_as_completed(structures, cfg.batched, cfg.batch_size)
         for index, result in results:
             _record(ctx, ids[index], result, round_index)
             n += 1

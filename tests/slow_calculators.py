@@ -1,0 +1,22 @@
+"""A real EMT calculator that takes its time, so that a test can kill a worker mid-task.
+Importable by Dask workers when tests/ is on their PYTHONPATH."""
+
+from __future__ import annotations
+
+import time
+
+from ase.calculators.emt import EMT
+
+
+class SlowEMT(EMT):
+    def __init__(self, delay: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.delay = delay
+
+    def calculate(self, *args, **kwargs) -> None:
+        time.sleep(self.delay)
+        super().calculate(*args, **kwargs)
+
+
+def factory(delay: float = 0.05) -> SlowEMT:
+    return SlowEMT(delay)
