@@ -109,9 +109,7 @@ def run_campaign(
         for r in range(config.rounds):
             _run_round(ctx, r, parent)
     finally:
-        # A cluster the campaign started must not outlive it; `executor` is built lazily.
-        if ctx.__dict__.get("executor") is not None:
-            ctx.executor.close()
+        ctx.close()
     with ctx.db.session() as session:
         session.get(Campaign, ctx.campaign_id).status = "finished"
     ctx.tracker.finish(parent)

@@ -65,6 +65,11 @@ class CampaignContext:
 
         return DaskExecutor(ex.address, ex.workers, ex.retries)
 
+    def close(self) -> None:
+        """Release what the run started: a Dask cluster must not outlive the campaign."""
+        if self.__dict__.get("executor") is not None:  # only if it was ever built
+            self.executor.close()
+
     @cached_property
     def simulator(self):
         return self._build_simulator(self.config.simulator.relax_cell)

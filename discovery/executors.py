@@ -19,7 +19,11 @@ from typing import Any
 
 from pymatgen.core import Structure
 
+from discovery.config import ConfigError
+
 log = logging.getLogger(__name__)
+
+_CONNECT_TIMEOUT = "5s"
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,14 @@ class DaskExecutor:
             )
             self.client = Client(self._cluster)
         else:
-            self.client = Client(address)
+            try:
+                self.client = Client(address, timeout=_CONNECT_TIMEOUT)
+            except (OSError, TimeoutError) as err:
+                # Named like a config error: the address is what the user must fix.
+                raise ConfigError(
+                    f"invalid value for 'executor.address': no Dask scheduler answers at "
+                    f"{address} ({type(err).__name__})"
+                ) from None
         log.info("dask executor: %s", self.client)
 
     def relax_as_completed(

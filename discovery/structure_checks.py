@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from pymatgen.core import Element, Structure
 
+from discovery.generation.filters import min_interatomic_distance
+
 # Largest cell accepted from a file: a candidate or reference beyond this is a mistake (a
 # slab, a supercell for another purpose), and relaxing it would take hours per step.
 MAX_FILE_SITES = 2000
@@ -37,13 +39,7 @@ def structure_problem(structure: Structure) -> str | None:
     volume = abs(float(np.linalg.det(matrix)))
     if volume / len(structure) < MIN_VOLUME_PER_ATOM:
         return f"cell volume {volume:.3g} Å^3 is degenerate for {len(structure)} site(s)"
-    if len(structure) > 1:
-        distances = structure.distance_matrix
-        np.fill_diagonal(distances, np.inf)
-        i, j = np.unravel_index(np.argmin(distances), distances.shape)
-        if distances[i, j] < MIN_SEPARATION:
-            return (
-                f"sites {min(i, j)} and {max(i, j)} overlap "
-                f"({distances[i, j]:.2f} Å apart; minimum {MIN_SEPARATION} Å)"
-            )
+    closest = min_interatomic_distance(structure)
+    if closest < MIN_SEPARATION:
+        return f"atoms overlap ({closest:.2f} Å apart; minimum {MIN_SEPARATION} Å)"
     return None

@@ -73,3 +73,12 @@ def test_toy_campaign_on_dask_matches_the_inline_run(toy_campaign, tmp_path):
     with sqlite3.connect(toy_campaign / "campaign.db") as con:
         inline = con.execute(query).fetchall()
     assert on_dask == inline
+
+
+def test_an_unreachable_scheduler_is_a_clear_error():
+    from conftest import _free_port
+
+    from discovery.config import ConfigError
+
+    with pytest.raises(ConfigError, match="'executor.address': no Dask scheduler answers"):
+        DaskExecutor(address=f"tcp://127.0.0.1:{_free_port()}")

@@ -35,10 +35,9 @@ def holdout_reference_ids(ctx: CampaignContext, session) -> set[int]:
     }
 
 
-def _holdout_mae(ctx: CampaignContext, session, ensemble, holdout: set[int]) -> float | None:
+def _holdout_mae(all_pairs, ensemble, holdout: set[int]) -> float | None:
     if not holdout:
         return None
-    all_pairs = ctx.validated_pairs(session)
     e_form = formation_energies(all_pairs)
     pairs = [(c, k) for c, k in all_pairs if c.id in holdout and c.id in e_form]
     if not pairs:
@@ -78,12 +77,9 @@ def round_guards(
             )
         )
     ) | {c.chemical_system for c in picked}
-    n_real = sum(
-        1
-        for cand, _ in ctx.validated_pairs(session)
-        if cand.is_reference and cand.id not in holdout
-    )
-    holdout_mae = _holdout_mae(ctx, session, ensemble, holdout)
+    pairs = ctx.validated_pairs(session)
+    n_real = sum(1 for cand, _ in pairs if cand.is_reference and cand.id not in holdout)
+    holdout_mae = _holdout_mae(pairs, ensemble, holdout)
     history = [
         (row.metrics or {}).get("holdout_mae")
         for row in session.scalars(
