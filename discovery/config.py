@@ -286,13 +286,19 @@ class AcquisitionConfig(_Section):
     )
 
 
+# Mirrors simulators.calculators.available_simulators(), kept here so that loading a config
+# never imports torch or a DFT code.
+BUILTIN_SIMULATORS = ("chgnet", "sevennet", "gpaw", "emt")
+
+
 class SimulatorConfig(_Section):
     """The physics that validates candidates (an ASE calculator)."""
 
     name: str = Field(
         "chgnet",
         description="'chgnet' (universal potential, weights in the package), 'sevennet' "
-        "(SevenNet-0, weights in the sevenn package), 'emt' (toy: Al/Cu/Ag/Au/Ni/Pd/Pt) or an "
+        "(SevenNet-0, weights in the sevenn package), 'gpaw' (DFT, PBE plane waves; the [dft] "
+        "extra), 'emt' (toy: Al/Cu/Ag/Au/Ni/Pd/Pt) or an "
         "import path 'package.module:factory' returning an ASE calculator.",
     )
     fmax: float = Field(0.05, gt=0, description="Force convergence criterion (eV/Å).")
@@ -333,13 +339,14 @@ class SimulatorConfig(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if v in ("chgnet", "sevennet", "emt"):
+        if v in BUILTIN_SIMULATORS:
             return v
         if ":" in v and all(v.split(":", 1)):
             _check_import_path(v)
             return v
         raise ValueError(
-            "must be 'chgnet', 'sevennet', 'emt' or an import path 'package.module:factory'"
+            "must be 'chgnet', 'sevennet', 'gpaw', 'emt' or an import path "
+            "'package.module:factory'"
         )
 
     @model_validator(mode="after")
