@@ -3,6 +3,8 @@
 from simulators.batch_models import BatchModel, Evaluation, PerStructureBatch, make_batch_model
 from simulators.batch_relax import relax_batched
 from simulators.calculators import available_simulators, elements_supported, make_calculator
+from simulators.dft_subprocess import run_in_subprocess
+from simulators.gpaw_calc import GpawOptions
 from simulators.records import RelaxResult
 from simulators.relax import relax_structure, single_point
 from simulators.settings import RelaxSettings
@@ -11,6 +13,7 @@ from simulators.simulator import Simulator
 __all__ = [
     "BatchModel",
     "Evaluation",
+    "GpawOptions",
     "PerStructureBatch",
     "make_batch_model",
     "relax_batched",
@@ -21,5 +24,6 @@ __all__ = [
     "elements_supported",
     "make_calculator",
     "relax_structure",
+    "run_in_subprocess",
     "single_point",
 ]

@@ -13,7 +13,7 @@ from ase.calculators.calculator import BaseCalculator
 
 logger = logging.getLogger(__name__)
 
-_BUILTINS = ("emt", "chgnet", "sevennet")
+_BUILTINS = ("emt", "chgnet", "sevennet", "gpaw")
 
 # Elements ASE's EMT has parameters for. H, C, N and O are only there for adsorbate
 # studies on the metals and are poor for bulk phases.
@@ -42,6 +42,11 @@ def elements_supported(name: str) -> set[str] | None:
     """
     if name == "emt":
         return set(_EMT_ELEMENTS)
+    if name == "gpaw":
+        # PAW setups shipped with gpaw-data; None when the [dft] extra is not installed.
+        from simulators.gpaw_calc import gpaw_elements
+
+        return gpaw_elements()
     if name in ("chgnet", "sevennet") or _is_import_path(name):
         return None
     raise _unknown(name)
@@ -60,6 +65,10 @@ def make_calculator(name: str, device: str = "cpu", **options: Any) -> BaseCalcu
     import path. For CHGNet, ``model_name`` selects the checkpoint shipped with the
     package (default "0.3.0"); the loaded model is shared per (model, device). For
     SevenNet, ``model_name`` names a checkpoint shipped with ``sevenn`` (default "7net-0").
+    For GPAW (the ``[dft]`` extra), see ``simulators.gpaw_calc.GpawOptions`` (``ecut``,
+    ``kpt_density``, ``kpts``, ``smearing``, ``maxiter``, ``spinpol``, ``xc``); this builds
+    the calculator in-process, while ``Simulator("gpaw", ...)`` runs each structure in a
+    child process under a wall-time limit.
     """
     if name == "emt":
         from ase.calculators.emt import EMT
@@ -69,6 +78,10 @@ def make_calculator(name: str, device: str = "cpu", **options: Any) -> BaseCalcu
         return _make_chgnet(device, **options)
     if name == "sevennet":
         return _make_sevennet(device, **options)
+    if name == "gpaw":
+        from simulators.gpaw_calc import make_gpaw_calculator
+
+        return make_gpaw_calculator(device, **options)
     if _is_import_path(name):
         return _make_from_path(name, **options)
     raise _unknown(name)

@@ -11,9 +11,16 @@ from pymatgen.core import Structure
 from simulators.batch_models import BATCHED_SIMULATORS, BatchModel, make_batch_model
 from simulators.batch_relax import relax_batched
 from simulators.calculators import check_name, make_calculator
+from simulators.dft_subprocess import run_in_subprocess
+from simulators.gpaw_calc import DEFAULT_MAX_SECONDS, GpawOptions
 from simulators.records import RelaxResult
 from simulators.relax import relax_structure, single_point
 from simulators.settings import RelaxSettings
+
+# Back-ends whose every structure runs in a child process killed at the wall-time limit,
+# with the limit used when RelaxSettings.max_seconds is None: a DFT step can hang or crash
+# in compiled code, which the between-steps check cannot stop.
+SUBPROCESS_SIMULATORS: dict[str, float] = {"gpaw": DEFAULT_MAX_SECONDS}
 
 
 class Simulator:
@@ -28,9 +35,15 @@ class Simulator:
         batch_model: BatchModel | None = None,
     ) -> None:
         """``batch_model`` overrides the built-in batched form (or gives one to a back-end
-        without it, e.g. ``PerStructureBatch`` around any calculator)."""
+        without it, e.g. ``PerStructureBatch`` around any calculator).
+
+        ``gpaw`` relaxes and evaluates each structure in a child process under
+        ``settings.max_seconds`` (default 1800 s); ``calculator`` still builds GPAW in this
+        process for direct use."""
         # Catch a typo now; building the calculator itself waits until first use.
         check_name(name)
+        if name == "gpaw":
+            GpawOptions.from_options(dict(options or {}))
         self.name = name
         self.settings = settings
         self.device = device
@@ -61,7 +74,14 @@ class Simulator:
             )
         return self._batch_model
 
+    @property
+    def in_subprocess(self) -> bool:
+        """Whether each structure runs in a child process under a hard wall-time limit."""
+        return self.name in SUBPROCESS_SIMULATORS
+
     def relax(self, structure: Structure) -> RelaxResult:
+        if self.in_subprocess:
+            return self._in_subprocess(structure, relax=True)
         return relax_structure(structure, self.calculator, self.settings, self.name)
 
     def relax_many(
@@ -101,4 +121,16 @@ class Simulator:
         yield from relax_batched(structures, self.batch_model, self.settings, self.name, batch_size)
 
     def single_point(self, structure: Structure) -> RelaxResult:
+        if self.in_subprocess:
+            return self._in_subprocess(structure, relax=False)
         return single_point(structure, self.calculator, self.settings, self.name)
+
+    def _in_subprocess(self, structure: Structure, relax: bool) -> RelaxResult:
+        return run_in_subprocess(
+            structure,
+            self.name,
+            self.settings,
+            self.options,
+            relax=relax,
+            default_max_seconds=SUBPROCESS_SIMULATORS[self.name],
+        )

@@ -1,0 +1,96 @@
+"""Child-process entry point of ``simulators.dft_subprocess``: one structure, one result file.
+
+    python -m simulators.dft_worker JOB.json RESULT.json
+
+JOB.json holds the simulator name, its options, the RelaxSettings, the structure and whether
+to relax; RESULT.json receives ``RelaxResult.to_dict()``. Failures the relaxation code
+recognises come back as a failed result like anywhere else; anything that kills this process
+(a segfault in a library, the parent's kill at the wall-time limit) leaves no result file,
+which the parent reads as a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pymatgen.core import Structure
+
+from simulators.calculators import make_calculator
+from simulators.outcome import failed_result
+from simulators.records import RelaxResult
+from simulators.relax import relax_structure, single_point
+from simulators.settings import RelaxSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the parent asks the child to do; JSON both ways."""
+
+    simulator: str
+    options: dict[str, Any]
+    settings: RelaxSettings
+    structure: Structure
+    relax: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "simulator": self.simulator,
+            "options": self.options,
+            "settings": asdict(self.settings),
+            "structure": self.structure.as_dict(),
+            "relax": self.relax,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Job:
+        return cls(
+            simulator=d["simulator"],
+            options=dict(d["options"]),
+            settings=RelaxSettings(**d["settings"]),
+            structure=Structure.from_dict(d["structure"]),
+            relax=bool(d["relax"]),
+        )
+
+
+def run_job(job: Job) -> RelaxResult:
+    """The relaxation or single point; a calculator that cannot even be built is a result."""
+    t0 = time.perf_counter()
+    try:
+        calculator = make_calculator(job.simulator, "cpu", **job.options)
+    except Exception as e:
+        return failed_result(job.structure, e, job.simulator, None, 0, t0)
+    run = relax_structure if job.relax else single_point
+    return run(job.structure, calculator, job.settings, job.simulator)
+
+
+def write_result(result: RelaxResult, path: Path) -> None:
+    # Rename into place so the parent never reads half a file from a child killed mid-write.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result.to_dict()))
+    os.replace(tmp, path)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        sys.stderr.write(__doc__ or "")
+        return 2
+    # This process is an entry point: its warnings go to stderr, which the parent keeps
+    # and quotes when the child dies.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    job_path, result_path = Path(argv[0]), Path(argv[1])
+    job = Job.from_dict(json.loads(job_path.read_text()))
+    write_result(run_job(job), result_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
