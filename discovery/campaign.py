@@ -15,7 +15,16 @@ from discovery.context import CampaignContext
 from discovery.export import shortlist, write_export
 from discovery.plots import parity_plot
 from discovery.progress import StageProgress
-from discovery.stages import generate, hull, learn, references, review_stage, screen, select_stage
+from discovery.stages import (
+    generate,
+    hull,
+    learn,
+    promote,
+    references,
+    review_stage,
+    screen,
+    select_stage,
+)
 from discovery.stages import validate as validate_stage
 from discovery.stages.hull import formation_energies
 from discovery.store import Calculation, Campaign, Database, ModelVersion, Prediction, Round
@@ -27,8 +36,8 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILENAME = "campaign.yaml"
 STAGE_ORDER = (
-    "started", "generated", "screened", "selected", "validated", "hull", "trained",
-    "reviewed", "done",
+    "started", "generated", "screened", "selected", "validated", "hull", "promoted",
+    "trained", "reviewed", "done",
 )  # fmt: skip
 PIPELINE = (
     ("generated", generate.run),
@@ -36,6 +45,7 @@ PIPELINE = (
     ("selected", select_stage.run),
     ("validated", validate_stage.run),
     ("hull", hull.run),
+    ("promoted", promote.run),
     ("trained", learn.run),
     ("reviewed", review_stage.run),
 )
@@ -173,7 +183,7 @@ def _finish_round(ctx: CampaignContext, r: int, parent_run: str) -> None:
         tmp = Path(tmp)
         plot = parity_plot(*parity, f"round {r}: screen model {screen_model}", tmp / "parity.png")
         ctx.tracker.log_artifact(run_id, plot)
-        items = shortlist(ctx.db, ctx.campaign_id, ctx.fidelity)
+        items = shortlist(ctx.db, ctx.campaign_id, ctx.fidelities)
         ctx.tracker.log_artifact(run_id, write_export(items, "csv", tmp / "shortlist.csv"))
     if checkpoint is not None and checkpoint.exists():
         ctx.tracker.log_artifact(run_id, checkpoint, "model")
@@ -190,7 +200,9 @@ def _finish_round(ctx: CampaignContext, r: int, parent_run: str) -> None:
 def _parity_data(ctx: CampaignContext, session, r: int, screen_model: str | None):
     if screen_model is None:
         return [], [], []
-    e_form = formation_energies(ctx.validated_pairs(session))
+    e_form = formation_energies(
+        ctx.validated_pairs(session), ctx.config.simulator.formation_energy
+    )
     rows = session.execute(
         select(Prediction.candidate_id, Prediction.e_form_mean, Prediction.e_form_std)
         .join(Calculation, Calculation.candidate_id == Prediction.candidate_id)

@@ -210,10 +210,12 @@ def review_list(
     from discovery.export import shortlist
 
     camp = _open(directory)
-    items = shortlist(camp.db, camp.campaign_id, camp.fidelity, status_.value if status_ else None)
+    status_value = status_.value if status_ else None
+    items = shortlist(camp.db, camp.campaign_id, camp.fidelities, status_value)
     table = Table(title=f"review queue of {camp.config.name}")
-    cols = ("id", "formula", "spacegroup", "e_form_sim", "e_above_hull", "e_hull_pred",
-            "round", "parent", "review_status", "reviewer", "review_note")  # fmt: skip
+    cols = ("id", "formula", "spacegroup", "e_form_sim", "e_above_hull", "fidelity",
+            "e_hull_pred", "round", "parent", "review_status", "reviewer",
+            "review_note")  # fmt: skip
     for c in cols:
         table.add_column(c)
     for row, _ in items:
@@ -344,7 +346,8 @@ def export(
     from discovery.export import shortlist, write_export
 
     camp = _open(directory)
-    items = shortlist(camp.db, camp.campaign_id, camp.fidelity, status_.value if status_ else None)
+    status_value = status_.value if status_ else None
+    items = shortlist(camp.db, camp.campaign_id, camp.fidelities, status_value)
     write_export(items, fmt.value, out_path)
     out.print(f"wrote {len(items)} candidates to {out_path}")
 

@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -335,6 +336,24 @@ class SimulatorConfig(_Section):
         "for the whole batch ('chgnet' and 'sevennet' only); same results as one at a time.",
     )
     batch_size: int = Field(32, ge=1, description="Structures relaxed together when batched.")
+    label: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Name of this fidelity in the store, tables and MLflow; null = the "
+        "simulator's name. Two rungs of a ladder with one calculator need two labels.",
+    )
+    formation_energy: Literal["own", "mp2020"] = Field(
+        "own",
+        description="own: against elemental references relaxed by this simulator; mp2020: the "
+        "Materials Project 2020 corrections applied and MP's elemental reference energies, as "
+        "Matbench Discovery does, for potentials trained on MP data ('chgnet', 'sevennet', an "
+        "import path), so numbers compare with MP and WBM.",
+    )
+
+    @property
+    def fidelity(self) -> str:
+        return self.label or self.name
 
     @field_validator("name")
     @classmethod
@@ -353,7 +372,27 @@ class SimulatorConfig(_Section):
     def _batched_needs_batch_model(self) -> SimulatorConfig:
         if self.batched and self.name not in ("chgnet", "sevennet"):
             raise ValueError(f"batched: true needs 'chgnet' or 'sevennet', not {self.name!r}")
+        if self.formation_energy == "mp2020" and self.name in ("emt", "gpaw"):
+            # Plain PBE (GPAW) or EMT energies are not on MP's corrected scale.
+            raise ValueError(
+                f"formation_energy: mp2020 is for potentials trained on MP data, not {self.name!r}"
+            )
         return self
+
+
+class FidelityConfig(SimulatorConfig):
+    """A higher rung of the fidelity ladder: each round the best candidates of the rung below
+    are relaxed again here, starting from the structure the rung below relaxed."""
+
+    promote: int = Field(
+        2, ge=0, description="Candidates of the round promoted from the rung below each round."
+    )
+    promote_max_e_above_hull: float = Field(
+        0.1,
+        ge=0,
+        description="Only candidates at most this far above the rung-below hull (eV/atom) are "
+        "promoted: DFT time goes to plausible discoveries.",
+    )
 
 
 def _check_import_path(path: str) -> None:
@@ -441,6 +480,14 @@ class CampaignConfig(_Section):
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+    fidelities: list[FidelityConfig] = Field(
+        default_factory=list,
+        description="The fidelity ladder, cheapest first, e.g. [chgnet, gpaw] or mappings "
+        "with simulator fields plus 'promote'. The first rung is the simulator (and must match "
+        "'simulator.name' when both are given); every rung has its own references and hull, "
+        "and the highest rung that computed a candidate decides its stability. [] = the "
+        "simulator alone.",
+    )
     references: ReferencesConfig = Field(default_factory=ReferencesConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
@@ -449,6 +496,46 @@ class CampaignConfig(_Section):
     @classmethod
     def _chemsys(cls, v: list[str]) -> list[str]:
         return ["-".join(parse_chemsys(s)) for s in v]
+
+    @field_validator("fidelities", mode="before")
+    @classmethod
+    def _rung_names(cls, v: Any) -> Any:
+        # A bare name is a rung with default settings: `fidelities: [chgnet, gpaw]`.
+        if isinstance(v, list):
+            return [{"name": r} if isinstance(r, str) else r for r in v]
+        return v
+
+    @field_validator("fidelities")
+    @classmethod
+    def _ladder(cls, v: list[FidelityConfig], info: ValidationInfo) -> list[FidelityConfig]:
+        if not v:
+            return v
+        sim = info.data.get("simulator")
+        if sim is not None and sim != SimulatorConfig() and v[0].name != sim.name:
+            raise ValueError(
+                f"the first rung is the simulator: {v[0].name!r} here, {sim.name!r} in "
+                "'simulator.name'"
+            )
+        labels = [r.fidelity for r in v]
+        if len(set(labels)) != len(labels):
+            raise ValueError(
+                f"a fidelity appears twice ({', '.join(labels)}); rungs that share a calculator "
+                "need distinct 'label's"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _first_rung_is_the_simulator(self) -> CampaignConfig:
+        if self.fidelities and self.simulator == SimulatorConfig():
+            # `fidelities: [chgnet, gpaw]` with no simulator section: the first rung is it.
+            fields = self.fidelities[0].model_dump(exclude={"promote", "promote_max_e_above_hull"})
+            object.__setattr__(self, "simulator", SimulatorConfig(**fields))
+        return self
+
+    @property
+    def ladder(self) -> list[SimulatorConfig]:
+        """The rungs in order, the simulator first; higher rungs are FidelityConfig."""
+        return [self.simulator, *self.fidelities[1:]]
 
     @property
     def elements(self) -> tuple[str, ...]:

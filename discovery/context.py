@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -23,22 +23,29 @@ class CampaignContext:
     tracker: Tracker
     campaign_id: int
     progress: StageProgress
+    _simulators: dict = field(default_factory=dict, repr=False)
 
     @property
     def fidelity(self) -> str:
-        return self.config.simulator.name
+        """The first rung's: the fidelity the model learns from and the screen ranks by."""
+        return self.config.simulator.fidelity
+
+    @property
+    def fidelities(self) -> list[str]:
+        """Every rung's fidelity, cheapest first."""
+        return [sim.fidelity for sim in self.config.ladder]
 
     @property
     def checkpoint_dir(self) -> Path:
         return self.directory / "checkpoints"
 
-    def simulator_spec(self, relax_cell: bool):
-        """The simulator as a picklable recipe, for executors in other processes."""
+    def simulator_spec(self, relax_cell: bool, rung: int = 0):
+        """One rung's simulator as a picklable recipe, for executors in other processes."""
         # Imported here so that `discovery status` and friends never load torch models.
         from discovery.executors import SimulatorSpec
         from simulators import RelaxSettings
 
-        sim = self.config.simulator
+        sim = self.config.ladder[rung]
         settings = RelaxSettings(
             fmax=sim.fmax,
             max_steps=sim.max_steps,
@@ -52,8 +59,13 @@ class CampaignContext:
         )
         return SimulatorSpec(sim.name, settings, device=sim.device, options=dict(sim.options))
 
-    def _build_simulator(self, relax_cell: bool):
-        return self.simulator_spec(relax_cell).build()
+    def simulator_for(self, rung: int, relax_cell: bool):
+        """The simulator of one rung, built once per run; molecules in a box (relax_cell
+        False) get a fixed-cell twin so that the cell does not shrink around them."""
+        key = (rung, relax_cell and self.config.ladder[rung].relax_cell)
+        if key not in self._simulators:
+            self._simulators[key] = self.simulator_spec(key[1], rung).build()
+        return self._simulators[key]
 
     @cached_property
     def executor(self):
@@ -70,14 +82,9 @@ class CampaignContext:
         if self.__dict__.get("executor") is not None:  # only if it was ever built
             self.executor.close()
 
-    @cached_property
+    @property
     def simulator(self):
-        return self._build_simulator(self.config.simulator.relax_cell)
-
-    @cached_property
-    def fixed_cell_simulator(self):
-        """For molecules in a box, whose cell must not shrink around them."""
-        return self._build_simulator(relax_cell=False)
+        return self.simulator_for(0, relax_cell=True)
 
     def validated_pairs(self, session) -> list[tuple[Candidate, Calculation]]:
         """Every successful calculation at this campaign's fidelity, references included."""

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +20,21 @@ from discovery.store import (
     Campaign,
     Candidate,
     Database,
-    HullResult,
     Prediction,
     ReviewDecision,
     ReviewItem,
     Round,
 )
 from discovery.store.convert import space_group_number, structure_from_json
+from discovery.store.queries import deciding_hull_results
 
 FORMATS = ("csv", "json", "cif", "extxyz")
 # The file name suffix of each format, for downloads.
 SUFFIXES = {"csv": "csv", "json": "json", "cif": "zip", "extxyz": "extxyz"}
 COLUMNS = (
     "id", "formula", "reduced_formula", "chemsys", "spacegroup", "nsites",
-    "e_form_pred", "e_form_pred_std", "e_hull_pred", "e_form_sim", "e_above_hull", "stable",
+    "e_form_pred", "e_form_pred_std", "e_hull_pred", "e_form_sim", "e_above_hull",
+    "e_above_hull_first", "stable",
     "decomposition", "round", "origin", "parent", "origin_detail", "model_version",
     "simulator", "fidelity", "converged", "relax_steps", "review_status", "reviewer",
     "review_note", "reviewed_at", "mlflow_run_id", "campaign", "config_sha256",
@@ -46,9 +48,16 @@ def _latest(session, model, candidate_id: int, order_col):
 
 
 def shortlist(
-    db: Database, campaign_id: int, fidelity: str, status: str | None = None
+    db: Database, campaign_id: int, fidelities: str | Sequence[str], status: str | None = None
 ) -> list[tuple[dict[str, Any], Any]]:
-    """(row, relaxed structure) for each queued candidate, in queue order."""
+    """(row, relaxed structure) for each queued candidate, in queue order.
+
+    `fidelities` is the ladder, cheapest first (or one fidelity). Each row reports the
+    highest rung that computed the candidate: its relaxed structure, formation energy and
+    hull distance, and that rung's name in `fidelity`; the first rung's hull distance stays
+    in `e_above_hull_first` for comparison."""
+    if isinstance(fidelities, str):
+        fidelities = [fidelities]
     out = []
     with db.session() as session:
         campaign = session.get(Campaign, campaign_id)
@@ -62,16 +71,26 @@ def shortlist(
         )
         if status is not None:
             query = query.where(ReviewItem.status == status)
-        for item, cand in session.execute(query).all():
+        items = session.execute(query).all()
+        ids = [cand.id for _, cand in items]
+        deciding = deciding_hull_results(session, ids, fidelities)
+        first = deciding_hull_results(session, ids, fidelities[:1])
+        for item, cand in items:
+            hull = deciding[cand.id]
             calc = session.scalars(
                 select(Calculation).where(
-                    Calculation.candidate_id == cand.id, Calculation.fidelity == fidelity
+                    Calculation.candidate_id == cand.id, Calculation.fidelity == hull.fidelity
                 )
             ).first()
-            hull = _latest(session, HullResult, cand.id, HullResult.round_index)
+            # The round that validated it on the first rung holds the prediction and the run.
+            first_calc_round = session.scalar(
+                select(Calculation.round_index).where(
+                    Calculation.candidate_id == cand.id, Calculation.fidelity == fidelities[0]
+                )
+            )
             round_row = session.scalars(
                 select(Round).where(
-                    Round.campaign_id == campaign_id, Round.index == calc.round_index
+                    Round.campaign_id == campaign_id, Round.index == first_calc_round
                 )
             ).first()
             # The prediction that got it selected: the screening model of its validation round.
@@ -97,9 +116,10 @@ def shortlist(
                 "e_hull_pred": pred.e_hull_mean if pred else None,
                 "e_form_sim": hull.e_form_per_atom,
                 "e_above_hull": hull.e_above_hull,
+                "e_above_hull_first": first[cand.id].e_above_hull if cand.id in first else None,
                 "stable": hull.stable,
                 "decomposition": hull.decomposition,
-                "round": calc.round_index,
+                "round": first_calc_round,
                 "origin": cand.origin,
                 "parent": cand.parent,
                 "origin_detail": json.dumps(cand.origin_detail, sort_keys=True),

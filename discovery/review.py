@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from discovery.generation.dedup import Deduplicator
 from discovery.store import Candidate, Database, HullResult, ReviewDecision, ReviewItem
 from discovery.store.convert import structure_from_json
+from discovery.store.queries import deciding_hull_results
 from discovery.store.schema import Calculation, utcnow
 
 log = logging.getLogger(__name__)
@@ -68,24 +69,40 @@ def novel_candidates(
     return novel
 
 
-def fill_queue(session, campaign_id: int, fidelity: str, round_index: int, size: int) -> int:
-    """Queue up to `size` new stable, novel candidates ranked by hull distance."""
+def fill_queue(
+    session,
+    campaign_id: int,
+    fidelity: str,
+    round_index: int,
+    size: int,
+    higher: Sequence[str] = (),
+) -> int:
+    """Queue up to `size` new stable, novel candidates of this round's hulls.
+
+    `fidelity` is the first rung of the ladder, `higher` the rungs above it in order. The
+    highest rung that computed a candidate decides: a potential's "stable" refuted by DFT
+    stays out. Confirmed candidates come first, then by hull distance."""
     if size <= 0:
         return 0
+    fidelities = [fidelity, *higher]
     queued = select(ReviewItem.candidate_id)
-    rows = session.execute(
-        select(Candidate.id, HullResult.e_above_hull)
+    ids = session.scalars(
+        select(Candidate.id)
         .join(HullResult, HullResult.candidate_id == Candidate.id)
         .where(
             Candidate.campaign_id == campaign_id,
             Candidate.is_reference.is_(False),
             HullResult.fidelity == fidelity,
             HullResult.round_index == round_index,
-            HullResult.stable.is_(True),
             Candidate.id.not_in(queued),
         )
-        .order_by(HullResult.e_above_hull, Candidate.id)
     ).all()
+    deciding = deciding_hull_results(session, ids, fidelities, round_index)
+    rung = {f: k for k, f in enumerate(fidelities)}
+    rows = sorted(
+        ((cid, h) for cid, h in deciding.items() if h.stable),
+        key=lambda item: (-rung[item[1].fidelity], item[1].e_above_hull, item[0]),
+    )
     if not rows:
         return 0
     novel = novel_candidates(session, campaign_id, fidelity, [cid for cid, _ in rows])

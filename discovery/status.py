@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from discovery.campaign import CONFIG_FILENAME, store_url
 from discovery.config import CampaignConfig, ConfigError, load_config
 from discovery.store import Campaign, Candidate, Database, HullResult, ReviewItem, Round
+from discovery.store.queries import deciding_hull_results
 
 # metric key -> column header of the summary table
 ROUND_COLUMNS = {
@@ -39,7 +40,12 @@ class OpenCampaign:
 
     @property
     def fidelity(self) -> str:
-        return self.config.simulator.name
+        return self.config.simulator.fidelity
+
+    @property
+    def fidelities(self) -> list[str]:
+        """Every rung's fidelity, cheapest first."""
+        return [sim.fidelity for sim in self.config.ladder]
 
 
 def open_campaign(directory: str | Path) -> OpenCampaign:
@@ -65,7 +71,8 @@ def round_rows(camp: OpenCampaign) -> list[dict[str, Any]]:
 
 
 def top_candidates(camp: OpenCampaign, n: int = 10) -> list[dict[str, Any]]:
-    """Validated candidates with the lowest energy above hull in the latest hull."""
+    """Validated candidates with the lowest energy above the first rung's latest hull; where a
+    higher rung of the ladder computed one, its verdict is shown and named in `fidelity`."""
     with camp.db.session() as session:
         latest = session.scalar(
             select(func.max(HullResult.round_index)).where(HullResult.fidelity == camp.fidelity)
@@ -85,17 +92,19 @@ def top_candidates(camp: OpenCampaign, n: int = 10) -> list[dict[str, Any]]:
             .order_by(HullResult.e_above_hull, Candidate.id)
             .limit(n)
         ).all()
+        deciding = deciding_hull_results(session, [c.id for c, _, _ in rows], camp.fidelities)
         return [
             {
                 "id": c.uid,
                 "formula": c.reduced_formula,
                 "origin": c.parent or c.origin,
-                "e_form": h.e_form_per_atom,
-                "e_above_hull": h.e_above_hull,
-                "stable": h.stable,
+                "e_form": deciding[c.id].e_form_per_atom,
+                "e_above_hull": deciding[c.id].e_above_hull,
+                "stable": deciding[c.id].stable,
+                "fidelity": deciding[c.id].fidelity,
                 "review": status or "-",
             }
-            for c, h, status in rows
+            for c, _, status in rows
         ]
 
 

@@ -107,7 +107,12 @@ def _objective(camp: OpenCampaign, structures, targets, epochs: int, tracker, pa
 
 def tune(camp: OpenCampaign, trials: int, output: Path, epochs: int | None = None) -> TuneResult:
     with camp.db.session() as session:
-        structures, targets, ids = training_set(session, camp.campaign_id, camp.fidelity)
+        structures, targets, ids = training_set(
+            session,
+            camp.campaign_id,
+            camp.fidelity,
+            scheme=camp.config.simulator.formation_energy,
+        )
     if len(ids) < 8:
         raise ValueError(
             f"only {len(ids)} validated entries in {camp.directory}: run more rounds first"

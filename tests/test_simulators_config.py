@@ -65,5 +65,5 @@ def test_settings_reach_the_validate_stage_simulator(tmp_path):
         2.5,
     )
     assert settings.min_energy_per_atom == -20 and settings.spin_polarized is False
-    assert ctx.fixed_cell_simulator.settings.relax_cell is False
-    assert ctx.fixed_cell_simulator.settings.max_seconds == 120
+    assert ctx.simulator_for(0, relax_cell=False).settings.relax_cell is False
+    assert ctx.simulator_for(0, relax_cell=False).settings.max_seconds == 120

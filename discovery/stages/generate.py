@@ -8,6 +8,7 @@ import numpy as np
 from pymatgen.core import Composition
 from sqlalchemy import select
 
+from discovery import faults
 from discovery.context import CampaignContext
 from discovery.generation import generate_candidates
 from discovery.generation.dedup import SEP, Deduplicator, coarse_prefix
@@ -91,3 +92,4 @@ def run(ctx: CampaignContext, round_index: int) -> None:
             uid = f"r{round_index}-{_SHORT.get(rec.origin, rec.origin[:3])}-{k:04d}"
             session.add(candidate_row(rec, ctx.campaign_id, uid, round_index, False))
         ctx.mark_stage(session, round_index, "generated", stats.as_metrics())
+        faults.point("generated", round_index)

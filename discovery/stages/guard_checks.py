@@ -35,10 +35,10 @@ def holdout_reference_ids(ctx: CampaignContext, session) -> set[int]:
     }
 
 
-def _holdout_mae(all_pairs, ensemble, holdout: set[int]) -> float | None:
+def _holdout_mae(all_pairs, ensemble, holdout: set[int], scheme: str) -> float | None:
     if not holdout:
         return None
-    e_form = formation_energies(all_pairs)
+    e_form = formation_energies(all_pairs, scheme)
     pairs = [(c, k) for c, k in all_pairs if c.id in holdout and c.id in e_form]
     if not pairs:
         return None
@@ -79,7 +79,7 @@ def round_guards(
     ) | {c.chemical_system for c in picked}
     pairs = ctx.validated_pairs(session)
     n_real = sum(1 for cand, _ in pairs if cand.is_reference and cand.id not in holdout)
-    holdout_mae = _holdout_mae(pairs, ensemble, holdout)
+    holdout_mae = _holdout_mae(pairs, ensemble, holdout, ctx.config.simulator.formation_energy)
     history = [
         (row.metrics or {}).get("holdout_mae")
         for row in session.scalars(

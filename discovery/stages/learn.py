@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from discovery import faults
 from discovery.context import CampaignContext
 from discovery.stages.guard_checks import holdout_reference_ids, round_guards
 from discovery.stages.hull import formation_energies
@@ -57,12 +58,19 @@ def load_ensemble(ctx: CampaignContext, model: ModelVersion):
     )
 
 
-def training_set(session, campaign_id: int, fidelity: str, exclude: frozenset[int] = frozenset()):
+def training_set(
+    session,
+    campaign_id: int,
+    fidelity: str,
+    exclude: frozenset[int] = frozenset(),
+    scheme: str = "own",
+):
     """Initial and relaxed structure of every validated entry, both labelled with the relaxed
     formation energy: the screen sees unrelaxed candidates, so the model learns that map.
-    Candidates in `exclude` (the guards' held-out references) are left out."""
+    Candidates in `exclude` (the guards' held-out references) are left out. `scheme` is the
+    simulator's formation-energy convention (`formation_energies`)."""
     pairs = validated_pairs(session, campaign_id, fidelity)
-    e_form = formation_energies(pairs)
+    e_form = formation_energies(pairs, scheme)
     structures, targets, ids = [], [], []
     for cand, calc in pairs:
         if cand.id in exclude:
@@ -106,7 +114,11 @@ def run(ctx: CampaignContext, round_index: int) -> None:
     with ctx.db.session() as session:
         holdout = holdout_reference_ids(ctx, session)
         structures, targets, ids = training_set(
-            session, ctx.campaign_id, ctx.fidelity, frozenset(holdout)
+            session,
+            ctx.campaign_id,
+            ctx.fidelity,
+            frozenset(holdout),
+            ctx.config.simulator.formation_energy,
         )
         previous = latest_model(ctx, session, before_round=round_index)
         init = load_ensemble(ctx, previous) if (m.retrain == "finetune" and previous) else None
@@ -120,13 +132,18 @@ def run(ctx: CampaignContext, round_index: int) -> None:
         epochs=m.epochs, lr=m.learning_rate, batch_size=m.batch_size, weight_decay=m.weight_decay
     )
     curves: list[EpochLog] = []
+
+    def on_epoch(entry: EpochLog) -> None:
+        curves.append(entry)
+        faults.point("trained", round_index)
+
     with ctx.progress.stage(f"round {round_index}: train ({len(ids)} entries)", 1) as task:
         report = ensemble.fit(
             structures,
             targets,
             train,
             init_from=init,
-            on_epoch=curves.append,
+            on_epoch=on_epoch,
             graph_cache=StoreGraphCache(ctx.db),
         )
         task.advance()

@@ -15,7 +15,7 @@ from discovery.store.convert import candidate_row
 log = logging.getLogger(__name__)
 
 # Simulators whose total energies live on the Materials Project (MP2020-corrected) scale.
-MP_COMPATIBLE = {"chgnet"}
+MP_COMPATIBLE = {"chgnet", "sevennet"}
 
 
 def ensure_references(ctx: CampaignContext) -> None:
@@ -32,12 +32,14 @@ def ensure_references(ctx: CampaignContext) -> None:
             uid = f"ref-{k:03d}-{rec.parent}"
             if uid not in have:
                 session.add(candidate_row(rec, ctx.campaign_id, uid, -1, is_reference=True))
-    with ctx.db.session() as session:
-        todo = [c.id for c in pending(ctx, session, "reference")]
-    if todo:
-        log.info("relaxing %d reference structures with %s", len(todo), ctx.fidelity)
-    with ctx.progress.stage("references", len(todo)) as task:
-        relax_and_record(ctx, todo, -1, task)
+    # Every rung of the ladder has its own references: a hull never mixes fidelities.
+    for rung, sim in enumerate(ctx.config.ladder):
+        with ctx.db.session() as session:
+            todo = [c.id for c in pending(ctx, session, "reference", sim.fidelity)]
+        if todo:
+            log.info("relaxing %d reference structures with %s", len(todo), sim.fidelity)
+        with ctx.progress.stage(f"references ({sim.fidelity})", len(todo)) as task:
+            relax_and_record(ctx, todo, -1, task, rung)
 
 
 def chemical_potential_report(ctx: CampaignContext) -> dict[str, float]:
@@ -56,7 +58,7 @@ def chemical_potential_report(ctx: CampaignContext) -> dict[str, float]:
             (Composition(c.formula), k.energy_per_atom) for c, k in pairs if c.is_reference
         )
     report = {f"mu_{el}": value for el, value in mu.items()}
-    if ctx.fidelity in MP_COMPATIBLE:
+    if ctx.config.simulator.name in MP_COMPATIBLE:
         mp = mp_chemical_potentials()
         for el, value in mu.items():
             report[f"mu_minus_mp_{el}"] = value - mp[el]

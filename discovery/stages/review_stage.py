@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from discovery import faults
 from discovery.context import CampaignContext
 from discovery.review import fill_queue
 
@@ -10,7 +11,13 @@ def run(ctx: CampaignContext, round_index: int) -> None:
     with ctx.progress.stage(f"round {round_index}: review queue", 1) as task:
         with ctx.db.session() as session:
             added = fill_queue(
-                session, ctx.campaign_id, ctx.fidelity, round_index, ctx.config.review_size
+                session,
+                ctx.campaign_id,
+                ctx.fidelity,
+                round_index,
+                ctx.config.review_size,
+                ctx.fidelities[1:],
             )
             ctx.mark_stage(session, round_index, "reviewed", {"queued": added})
+            faults.point("reviewed", round_index)
         task.advance()

@@ -7,6 +7,7 @@ import logging
 from pymatgen.core import Composition
 from sqlalchemy import select
 
+from discovery import faults
 from discovery.context import CampaignContext
 from discovery.stages.hull import current_hull
 from discovery.stages.learn import latest_model, load_ensemble
@@ -62,3 +63,4 @@ def run(ctx: CampaignContext, round_index: int) -> None:
             )
         row = ctx.mark_stage(session, round_index, "screened", {"screened": len(pool)})
         row.screen_model = version
+        faults.point("screened", round_index)

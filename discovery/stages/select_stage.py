@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import select
 
+from discovery import faults
 from discovery.acquisition import select as acquire
 from discovery.context import CampaignContext
 from discovery.records import ScoredCandidate
@@ -54,3 +55,4 @@ def run(ctx: CampaignContext, round_index: int) -> None:
         ctx.mark_stage(
             session, round_index, "selected", {"selected": len(picked), "pool": len(pool)}
         )
+        faults.point("selected", round_index)

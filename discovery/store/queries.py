@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+
 from sqlalchemy import Select, select
 
-from discovery.store.schema import Calculation, Candidate, Prediction
+from discovery.store.schema import Calculation, Candidate, HullResult, Prediction
 
 
 def validated_pairs(
@@ -55,3 +57,29 @@ def bucket_query(campaign_id: int, formula: str, key_prefix: str) -> Select:
         Candidate.reduced_formula == formula,
         Candidate.dedup_key.startswith(key_prefix, autoescape=True),
     )
+
+
+def deciding_hull_results(
+    session,
+    candidate_ids: Collection[int],
+    fidelities: Sequence[str],
+    round_index: int | None = None,
+) -> dict[int, HullResult]:
+    """Per candidate, the hull result that decides its stability: from the highest rung of
+    the ladder (`fidelities`, cheapest first) that computed it, in its latest round (or in
+    `round_index`). Candidates with no hull result are absent."""
+    rank = {f: k for k, f in enumerate(fidelities)}
+    query = select(HullResult).where(
+        HullResult.candidate_id.in_(list(candidate_ids)), HullResult.fidelity.in_(list(rank))
+    )
+    if round_index is not None:
+        query = query.where(HullResult.round_index == round_index)
+    out: dict[int, HullResult] = {}
+    for h in session.scalars(query):
+        best = out.get(h.candidate_id)
+        if best is None or (rank[h.fidelity], h.round_index) > (
+            rank[best.fidelity],
+            best.round_index,
+        ):
+            out[h.candidate_id] = h
+    return out

@@ -58,7 +58,7 @@ def export(
 ) -> Response:
     """The shortlist, built in memory from the store: the request names no file at all."""
     camp = request.app.state.camp
-    items = shortlist(camp.db, camp.campaign_id, camp.fidelity, status or None)
+    items = shortlist(camp.db, camp.campaign_id, camp.fidelities, status or None)
     name = f"{camp.config.name}-shortlist{'-' + status if status else ''}.{SUFFIXES[fmt]}"
     return Response(
         render_export(items, fmt),
