@@ -200,9 +200,7 @@ def _finish_round(ctx: CampaignContext, r: int, parent_run: str) -> None:
 def _parity_data(ctx: CampaignContext, session, r: int, screen_model: str | None):
     if screen_model is None:
         return [], [], []
-    e_form = formation_energies(
-        ctx.validated_pairs(session), ctx.config.simulator.formation_energy
-    )
+    e_form = formation_energies(ctx.validated_pairs(session), ctx.config.simulator.formation_energy)
     rows = session.execute(
         select(Prediction.candidate_id, Prediction.e_form_mean, Prediction.e_form_std)
         .join(Calculation, Calculation.candidate_id == Prediction.candidate_id)

@@ -364,8 +364,7 @@ class SimulatorConfig(_Section):
             _check_import_path(v)
             return v
         raise ValueError(
-            "must be 'chgnet', 'sevennet', 'gpaw', 'emt' or an import path "
-            "'package.module:factory'"
+            "must be 'chgnet', 'sevennet', 'gpaw', 'emt' or an import path 'package.module:factory'"
         )
 
     @model_validator(mode="after")

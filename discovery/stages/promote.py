@@ -32,8 +32,7 @@ def promotion_picks(ctx: CampaignContext, session, round_index: int, rung: int) 
         .join(Candidate, Candidate.id == HullResult.candidate_id)
         .join(
             Calculation,
-            (Calculation.candidate_id == HullResult.candidate_id)
-            & (Calculation.fidelity == below),
+            (Calculation.candidate_id == HullResult.candidate_id) & (Calculation.fidelity == below),
         )
         .where(
             Candidate.campaign_id == ctx.campaign_id,

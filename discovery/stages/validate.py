@@ -47,8 +47,7 @@ def starting_structures(ctx: CampaignContext, session, ids: list[int], rung: int
         ).all()
     )
     return [
-        structure_from_json(finals.get(cid) or session.get(Candidate, cid).structure)
-        for cid in ids
+        structure_from_json(finals.get(cid) or session.get(Candidate, cid).structure) for cid in ids
     ]
 
 
