@@ -36,10 +36,22 @@ def ensure_references(ctx: CampaignContext) -> None:
     for rung, sim in enumerate(ctx.config.ladder):
         with ctx.db.session() as session:
             todo = [c.id for c in pending(ctx, session, "reference", sim.fidelity)]
+            if rung > 0:
+                todo = _near_the_hull_below(ctx, session, todo, rung)
         if todo:
             log.info("relaxing %d reference structures with %s", len(todo), sim.fidelity)
         with ctx.progress.stage(f"references ({sim.fidelity})", len(todo)) as task:
             relax_and_record(ctx, todo, -1, task, rung)
+
+
+def _near_the_hull_below(ctx: CampaignContext, session, ids: list[int], rung: int) -> list[int]:
+    """The references worth an expensive rung: those on or near the rung-below hull. A bcc
+    polymorph 0.5 eV/atom above fcc will not become an element's ground state in DFT."""
+    from discovery.stages.hull import current_hull
+
+    hull, e_form = current_hull(ctx, session, rung - 1)
+    margin = ctx.config.ladder[rung].promote_max_e_above_hull
+    return [cid for cid in ids if cid in e_form and hull.point(cid).e_above_hull <= margin]
 
 
 def chemical_potential_report(ctx: CampaignContext) -> dict[str, float]:
