@@ -3,13 +3,16 @@ chemistry, dimer reference) end to end, kept small."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
 import yaml
 from conftest import REPO, cli, write_config
 
+from discovery.mp2020 import mp_formation_energy_per_atom
 from discovery.mp_references import mp_chemical_potentials
+from discovery.store.convert import structure_from_json
 
 
 def test_mp_elemental_references_ship_with_the_package():
@@ -40,6 +43,11 @@ def test_tiny_chgnet_campaign(tmp_path):
             "select count(*) from calculations where round_index = 0"
         ).fetchone()[0]
         hull = con.execute("select count(*) from hull_results").fetchone()[0]
+        compound = con.execute(
+            "select k.final_structure, k.energy_per_atom, h.e_form_per_atom from candidates c "
+            "join calculations k on k.candidate_id = c.id join hull_results h on "
+            "h.candidate_id = c.id where c.chemsys = 'Li-O' and k.ok limit 1"
+        ).fetchone()
         ok = con.execute("select count(*) from calculations where ok").fetchone()[0]
     assert all(ok for _, ok, _ in refs)
     o2 = [e for f, _, e in refs if f == "O2"]
@@ -47,3 +55,6 @@ def test_tiny_chgnet_campaign(tmp_path):
     assert o2 and o2[0] - mp_chemical_potentials()["O"] == pytest.approx(0.128, abs=0.03)
     assert validated == 3
     assert hull == ok  # every successful entry got a point on the hull
+    # the quickstart's formation energies are MP2020-corrected, against MP's elements
+    structure = structure_from_json(json.loads(compound[0]))
+    assert compound[2] == pytest.approx(mp_formation_energy_per_atom(structure, compound[1]))
