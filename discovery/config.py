@@ -425,10 +425,12 @@ class ReferencesConfig(_Section):
 class ExecutorConfig(_Section):
     """Where relaxations run."""
 
-    kind: Literal["inline", "dask"] = Field(
+    kind: Literal["inline", "dask", "slurm", "pbs"] = Field(
         "inline",
         description="inline: in the campaign's process; dask: one task per structure on a "
-        "Dask cluster (results are committed as they arrive; a dead worker's task is rerun).",
+        "Dask cluster (results are committed as they arrive; a dead worker's task is rerun); "
+        "slurm, pbs: the same, on Dask workers that dask-jobqueue submits as batch jobs "
+        "(`pip install -e '.[hpc]'`).",
     )
     address: str | None = Field(
         None,
@@ -437,6 +439,40 @@ class ExecutorConfig(_Section):
     )
     workers: int = Field(2, ge=1, description="Worker processes of the LocalCluster.")
     retries: int = Field(2, ge=0, description="Retries of a task that raises.")
+    # Batch jobs (kind slurm | pbs): each job runs `processes` single-threaded Dask workers.
+    jobs: int = Field(1, ge=1, description="slurm/pbs: batch jobs to keep running.")
+    queue: str | None = Field(None, description="slurm/pbs: partition or queue; null = default.")
+    account: str | None = Field(None, description="slurm/pbs: account charged for the jobs.")
+    cores: int = Field(1, ge=1, description="slurm/pbs: cores per job.")
+    processes: int | None = Field(
+        None, ge=1, description="slurm/pbs: Dask worker processes per job; null = `cores`."
+    )
+    memory: str = Field("4GB", description="slurm/pbs: memory per job, e.g. 16GB.")
+    walltime: str = Field("01:00:00", description="slurm/pbs: wall-time limit per job.")
+    job_extra_directives: list[str] = Field(
+        default_factory=list,
+        description="slurm/pbs: extra #SBATCH/#PBS lines, e.g. ['--constraint=cpu'].",
+    )
+    job_script_prologue: list[str] = Field(
+        default_factory=list,
+        description="slurm/pbs: shell lines run before the worker starts, e.g. "
+        "['source ~/venv/bin/activate'].",
+    )
+    python: str | None = Field(
+        None, description="slurm/pbs: Python on the compute nodes; null = this interpreter."
+    )
+    interface: str | None = Field(
+        None, description="slurm/pbs: network interface the workers use, e.g. ib0; null = any."
+    )
+
+    @model_validator(mode="after")
+    def _hpc(self) -> ExecutorConfig:
+        if self.kind in ("slurm", "pbs"):
+            if self.address is not None:
+                raise ValueError(f"kind {self.kind} starts its own scheduler; leave address null")
+            if self.processes is not None and self.processes > self.cores:
+                raise ValueError(f"processes ({self.processes}) exceeds cores ({self.cores})")
+        return self
 
 
 class StoreConfig(_Section):

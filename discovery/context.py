@@ -70,12 +70,11 @@ class CampaignContext:
     @cached_property
     def executor(self):
         """The Dask executor, when the config asks for one (None: relax in this process)."""
-        ex = self.config.executor
-        if ex.kind != "dask":
+        if self.config.executor.kind == "inline":
             return None
-        from discovery.executors import DaskExecutor
+        from discovery.executors import executor_for
 
-        return DaskExecutor(ex.address, ex.workers, ex.retries)
+        return executor_for(self.config.executor)
 
     def close(self) -> None:
         """Release what the run started: a Dask cluster must not outlive the campaign."""

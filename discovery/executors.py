@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -54,22 +55,78 @@ def relax_one(spec: SimulatorSpec, structure: Structure):
     return simulator.relax(structure)
 
 
+def _priority(cost: float) -> int:
+    # Dask runs higher priorities first and wants integers; keep three significant digits.
+    return int(round(cost * 1000))
+
+
 def _failure(spec: SimulatorSpec, structure: Structure, error: BaseException):
     from simulators.outcome import failed_result
 
     return failed_result(structure, error, spec.name, None, 0, time.perf_counter())
 
 
-class DaskExecutor:
-    """Relaxations on a Dask cluster: the scheduler at `address`, or a LocalCluster of
-    `workers` single-threaded worker processes started here."""
+def jobqueue_cluster(ex):
+    """A dask-jobqueue SLURMCluster or PBSCluster from the `executor` config section (kind
+    slurm | pbs), not yet scaled: no job is submitted until `scale`."""
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise ConfigError(
+            f"invalid value for 'executor.kind': {ex.kind} needs dask-jobqueue, which is not "
+            "installed (pip install -e '.[hpc]')"
+        ) from None
+    cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[ex.kind]
+    processes = ex.processes or ex.cores
+    threads = ex.cores // processes
+    return cls(
+        cores=ex.cores,
+        processes=processes,
+        memory=ex.memory,
+        walltime=ex.walltime,
+        queue=ex.queue,
+        account=ex.account,
+        job_name="discovery-worker",
+        job_extra_directives=list(ex.job_extra_directives),
+        # A worker's threads share its cores; BLAS and torch threads on top of them would
+        # oversubscribe the node (tiny matrices in a relaxation slow down several-fold).
+        job_script_prologue=[
+            f"export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}",
+            *ex.job_script_prologue,
+        ],
+        python=ex.python or sys.executable,
+        interface=ex.interface,
+        dashboard_address=None,
+    )
 
-    def __init__(self, address: str | None = None, workers: int = 2, retries: int = 2) -> None:
+
+def executor_for(ex):
+    """The executor the `executor` config section asks for; None: relax in this process."""
+    if ex.kind == "inline":
+        return None
+    if ex.kind == "dask":
+        return DaskExecutor(ex.address, ex.workers, ex.retries)
+    cluster = jobqueue_cluster(ex)
+    cluster.scale(jobs=ex.jobs)
+    log.info("submitted %d %s job(s) for Dask workers", ex.jobs, ex.kind)
+    return DaskExecutor(retries=ex.retries, cluster=cluster)
+
+
+class DaskExecutor:
+    """Relaxations on a Dask cluster: the scheduler at `address`, a LocalCluster of `workers`
+    single-threaded worker processes started here, or a `cluster` built by the caller (a
+    dask-jobqueue one), which this executor then owns and closes."""
+
+    def __init__(
+        self, address: str | None = None, workers: int = 2, retries: int = 2, cluster=None
+    ) -> None:
         from distributed import Client, LocalCluster
 
         self.retries = retries
-        self._cluster = None
-        if address is None:
+        self._cluster = cluster
+        if cluster is not None:
+            self.client = Client(cluster)
+        elif address is None:
             self._cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,
@@ -89,14 +146,26 @@ class DaskExecutor:
         log.info("dask executor: %s", self.client)
 
     def relax_as_completed(
-        self, spec: SimulatorSpec, structures: Sequence[Structure]
+        self,
+        spec: SimulatorSpec,
+        structures: Sequence[Structure],
+        costs: Sequence[float] | None = None,
     ) -> Iterator[tuple[int, Any]]:
+        """Submit every structure, yield results as they finish. With `costs` (expected
+        relative run times), the costliest start first: a long task left to the end would
+        keep one worker busy while the others idle (longest-processing-time-first order)."""
         from distributed import as_completed
 
         run = uuid.uuid4().hex[:8]
         futures = {
             self.client.submit(
-                relax_one, spec, structure, key=f"relax-{run}-{i}", retries=self.retries, pure=False
+                relax_one,
+                spec,
+                structure,
+                key=f"relax-{run}-{i}",
+                retries=self.retries,
+                pure=False,
+                priority=0 if costs is None else _priority(costs[i]),
             ): i
             for i, structure in enumerate(structures)
         }

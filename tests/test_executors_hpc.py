@@ -1,0 +1,92 @@
+"""executor.kind slurm | pbs: dask-jobqueue clusters built from the campaign config.
+
+No batch system here: the tests build the cluster (its scheduler runs in this process) and read
+the job script it would submit; nothing is submitted."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from conftest import toy_config
+
+from discovery.config import ConfigError, parse_config
+from discovery.executors import executor_for, jobqueue_cluster
+
+pytest.importorskip("dask_jobqueue")
+
+HPC = {
+    "queue": "cpu",
+    "account": "mat-123",
+    "cores": 4,
+    "memory": "16GB",
+    "walltime": "02:30:00",
+    "jobs": 3,
+    "python": "/shared/venv/bin/python",
+    "job_script_prologue": ["source /shared/venv/bin/activate"],
+}
+
+
+def executor_config(**fields):
+    return parse_config({**toy_config(), "executor": fields}).executor
+
+
+def job_script(ex) -> str:
+    cluster = jobqueue_cluster(ex)
+    try:
+        return cluster.job_script()
+    finally:
+        cluster.close()
+
+
+def test_a_slurm_config_makes_the_expected_job_script():
+    ex = executor_config(kind="slurm", job_extra_directives=["--constraint=cpu"], **HPC)
+    script = job_script(ex)
+    for line in (
+        "#SBATCH -p cpu",
+        "#SBATCH -A mat-123",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --mem=15G",  # dask-jobqueue writes GiB
+        "#SBATCH -t 02:30:00",
+        "#SBATCH --constraint=cpu",
+        "export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1",
+        "source /shared/venv/bin/activate",
+    ):
+        assert line in script, f"{line!r} not in\n{script}"
+    worker = script.strip().splitlines()[-1]
+    assert worker.startswith("/shared/venv/bin/python -m distributed.cli.dask_worker tcp://")
+    # one single-threaded worker per core, as the LocalCluster runs them
+    assert "--nthreads 1" in worker and "--nworkers 4" in worker
+
+
+def test_a_pbs_config_makes_the_expected_job_script():
+    ex = executor_config(kind="pbs", processes=2, **HPC)
+    script = job_script(ex)
+    for line in (
+        "#PBS -q cpu",
+        "#PBS -A mat-123",
+        "#PBS -l select=1:ncpus=4:mem=15GB",
+        "#PBS -l walltime=02:30:00",
+        "export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2",
+    ):
+        assert line in script, f"{line!r} not in\n{script}"
+    assert "--nthreads 2" in script and "--nworkers 2" in script
+
+
+def test_without_dask_jobqueue_the_error_names_executor_kind(monkeypatch):
+    monkeypatch.setitem(sys.modules, "dask_jobqueue", None)  # import fails as if absent
+    with pytest.raises(ConfigError, match=r"'executor.kind': slurm needs dask-jobqueue.*\[hpc\]"):
+        executor_for(executor_config(kind="slurm"))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"kind": "slurm", "address": "tcp://host:8786"}, "starts its own scheduler"),
+        ({"kind": "pbs", "cores": 2, "processes": 4}, r"processes \(4\) exceeds cores \(2\)"),
+        ({"kind": "lsf"}, "executor.kind"),
+    ],
+)
+def test_bad_hpc_configs_are_refused(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        executor_config(**fields)
