@@ -31,7 +31,7 @@ from typing import Any
 from pymatgen.core import Structure
 
 import simulators
-from simulators.dft_worker import Job
+from simulators.dft_worker import PARENT_PID_VARIABLE, Job
 from simulators.outcome import Insane, failed_result
 from simulators.records import RelaxResult
 from simulators.sanity import out_of_time
@@ -66,7 +66,7 @@ def run_in_subprocess(
     The result's ``wall_s`` counts the child's start-up too.
     """
     limit = settings.max_seconds if settings.max_seconds is not None else default_max_seconds
-    job = Job(simulator, dict(options or {}), settings, structure, relax)
+    job = Job(simulator, dict(options or {}), settings, structure, relax, limit)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dft-") as tmp:
         directory = Path(tmp)
@@ -110,6 +110,7 @@ def worker_command(job_path: Path, result_path: Path) -> list[str]:
 
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
+    env[PARENT_PID_VARIABLE] = str(os.getpid())
     for name in _THREAD_VARIABLES:
         env.setdefault(name, "1")
     # The child must import this very package even when it is not installed (a checkout

@@ -7,13 +7,21 @@ to relax; RESULT.json receives ``RelaxResult.to_dict()``. Failures the relaxatio
 recognises come back as a failed result like anywhere else; anything that kills this process
 (a segfault in a library, the parent's kill at the wall-time limit) leaves no result file,
 which the parent reads as a failure.
+
+The parent is the one that enforces the wall-time limit; two backstops cover a parent that
+dies first (a campaign SIGKILLed and resumed): on Linux the kernel kills this process with
+its parent (PR_SET_PDEATHSIG), and everywhere an alarm ends it a little after the limit.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
+import math
 import os
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -30,6 +38,11 @@ from simulators.settings import RelaxSettings
 
 logger = logging.getLogger(__name__)
 
+PARENT_PID_VARIABLE = "DISCOVERY_DFT_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+# The parent's kill normally comes first: its clock started before this interpreter did.
+_ALARM_GRACE_S = 30
+
 
 @dataclass(frozen=True)
 class Job:
@@ -40,6 +53,7 @@ class Job:
     settings: RelaxSettings
     structure: Structure
     relax: bool
+    time_limit_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +62,7 @@ class Job:
             "settings": asdict(self.settings),
             "structure": self.structure.as_dict(),
             "relax": self.relax,
+            "time_limit_s": self.time_limit_s,
         }
 
     @classmethod
@@ -58,6 +73,7 @@ class Job:
             settings=RelaxSettings(**d["settings"]),
             structure=Structure.from_dict(d["structure"]),
             relax=bool(d["relax"]),
+            time_limit_s=d.get("time_limit_s"),
         )
 
 
@@ -70,6 +86,19 @@ def run_job(job: Job) -> RelaxResult:
         return failed_result(job.structure, e, job.simulator, None, 0, t0)
     run = relax_structure if job.relax else single_point
     return run(job.structure, calculator, job.settings, job.simulator)
+
+
+def _die_with_parent() -> None:
+    parent = os.environ.get(PARENT_PID_VARIABLE)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):
+        os._exit(1)  # the parent died before prctl took effect
 
 
 def write_result(result: RelaxResult, path: Path) -> None:
@@ -87,7 +116,10 @@ def main(argv: list[str]) -> int:
     # and quotes when the child dies.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     job_path, result_path = Path(argv[0]), Path(argv[1])
+    _die_with_parent()
     job = Job.from_dict(json.loads(job_path.read_text()))
+    if job.time_limit_s is not None:
+        signal.alarm(math.ceil(job.time_limit_s) + _ALARM_GRACE_S)
     write_result(run_job(job), result_path)
     return 0
 

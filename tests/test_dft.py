@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from pymatgen.core import Lattice, Structure
@@ -137,3 +139,50 @@ def test_spin_polarised_for_magnetic_metals(element, lattice, coords, min_moment
 def test_elements_supported():
     elements = elements_supported("gpaw")
     assert {"Si", "O", "Fe", "Cl", "Au"} <= elements
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    # A killed orphan may stay a zombie until PID 1 reaps it (not every container's PID 1
+    # does): it runs nothing, so it counts as gone.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_child_dies_with_its_parent():
+    # A campaign killed mid-relaxation must not leave GPAW running for up to its limit.
+    script = (
+        "from pymatgen.core import Lattice, Structure\n"
+        "from simulators import Simulator\n"
+        "s = Structure(Lattice.cubic(5.43), ['Si'] * 8, [[0, 0, 0], [0, .5, .5], [.5, 0, .5],"
+        " [.5, .5, 0], [.25, .25, .25], [.25, .75, .75], [.75, .25, .75], [.75, .75, .25]])\n"
+        "Simulator('gpaw').relax(s)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 30
+        while not (children := _children(parent.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert children, "the worker never started"
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while any(map(_running, children)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_running, children))
