@@ -13,11 +13,11 @@ pytest.importorskip("gpaw", reason="GPAW is not installed (pip install -e '.[dft
 
 pytestmark = [pytest.mark.dft, pytest.mark.usefixtures("single_thread")]
 
-# Al-Si: small cells, few electrons. DFT settings are coarse on purpose (a mechanics test;
+# Li-Al: small cells, few electrons, and real compounds (LiAl). DFT settings are coarse on purpose (a mechanics test;
 # the accuracy benchmark uses the defaults): 300 eV, 2 k-points per Å⁻¹, a few steps.
 CONFIG = {
-    "name": "dft-ladder-al-si",
-    "chemical_systems": ["Al-Si"],
+    "name": "dft-ladder-li-al",
+    "chemical_systems": ["Li-Al"],
     "rounds": 1,
     "validation_budget": 4,
     "review_size": 3,
@@ -74,7 +74,7 @@ def test_dft_confirms_the_top_picks_on_its_own_hull(dft_campaign):
         "select c.formula from calculations k join candidates c on c.id = k.candidate_id "
         "where k.fidelity = 'gpaw' and c.is_reference and k.ok",
     )
-    assert {f.rstrip("0123456789") for (f,) in refs} >= {"Al", "Si"}
+    assert {f.rstrip("0123456789") for (f,) in refs} >= {"Al", "Li"}
     hull = _rows(dft_campaign, "select count(*) from hull_results where fidelity = 'gpaw'")
     assert hull[0][0] >= len(promoted) + 2
     ((metrics,),) = _rows(dft_campaign, "select metrics from rounds")
@@ -100,6 +100,9 @@ def test_review_queue_shows_the_deciding_fidelity(dft_campaign):
             "where k.fidelity = 'gpaw' and k.ok and not c.is_reference",
         )
     }
+    assert rows, "LiAl-type compounds are stable: the queue should not be empty"
     for row in rows:
         assert row["fidelity"] == ("gpaw" if row["id"] in on_dft else "chgnet")
         assert row["stable"]
+    # DFT-confirmed candidates come first
+    assert rows[0]["fidelity"] == "gpaw"
