@@ -261,7 +261,7 @@ def test_unknown_name_lists_valid_names():
         make_calculator("vasp")
     with pytest.raises(ValueError, match="valid names"):
         Simulator("vasp")
-    assert available_simulators() == ["emt", "chgnet", "sevennet"]
+    assert available_simulators() == ["emt", "chgnet", "sevennet", "gpaw"]
 
 
 def test_elements_supported():
