@@ -30,6 +30,9 @@ TIGHT = RelaxSettings(fmax=1e-3)
 MNO_ENERGY_PER_ATOM = -8.97981
 LIMNO2_ENERGY_PER_ATOM = -7.36774
 # Measured with SevenNet-0 (sevenn 0.13.0) on CPU, relaxed to fmax 1e-3 eV/Å.
+# CHGNet 0.3.0, relaxed to fmax 1e-3 from diamond Si (5.43 Å) and rock-salt NaCl (5.64 Å).
+CHGNET_SI_ENERGY_PER_ATOM = -5.31383
+CHGNET_NACL_ENERGY_PER_ATOM = -3.66798
 SEVENNET_SI_ENERGY_PER_ATOM = -5.40298
 SEVENNET_NACL_ENERGY_PER_ATOM = -3.38396
 
@@ -444,3 +447,19 @@ def test_sevennet_model_is_loaded_once():
     second = make_calculator("sevennet")
     assert first is not second
     assert first.model is second.model
+
+
+@pytest.mark.parametrize(
+    "structure, energy, conventional_a",
+    [
+        (diamond_si(), CHGNET_SI_ENERGY_PER_ATOM, 5.461),
+        (rock_salt(5.64, ["Na", "Cl"]), CHGNET_NACL_ENERGY_PER_ATOM, 5.697),
+    ],
+    ids=["Si", "NaCl"],
+)
+def test_chgnet_relaxes_si_and_nacl(structure, energy, conventional_a):
+    result = Simulator("chgnet", TIGHT).relax(structure)
+    assert result.ok and result.converged, result.error
+    assert result.energy_per_atom == pytest.approx(energy, abs=1e-3)
+    # PBE-like lattice constants (experiment: Si 5.431 Å, NaCl 5.640 Å)
+    assert result.structure.lattice.a * 2**0.5 == pytest.approx(conventional_a, abs=0.01)
