@@ -209,3 +209,23 @@ def test_queue_names_the_deciding_fidelity_and_resume_redoes_nothing(ladder_camp
     before = _rows(directory, "select id, fidelity, energy from calculations order by id")
     run_campaign(config, directory)
     assert _rows(directory, "select id, fidelity, energy from calculations order by id") == before
+
+
+def test_status_and_web_table_name_the_deciding_fidelity(ladder_campaign):
+    from discovery.status import open_campaign, top_candidates
+    from discovery.web.data import candidate_rows
+
+    _, directory = ladder_campaign
+    camp = open_campaign(directory)
+    promoted = {
+        uid
+        for (uid,) in _rows(
+            directory,
+            "select c.uid from candidates c join calculations k on k.candidate_id = c.id "
+            "where k.fidelity = 'emt-tight' and k.ok and not c.is_reference",
+        )
+    }
+    rows = [r for r in candidate_rows(camp) if r["e_above_hull"] is not None]
+    assert {r["uid"] for r in rows if r["fidelity"] == "emt-tight"} == promoted
+    assert {r["fidelity"] for r in top_candidates(camp, n=50)} <= {"emt", "emt-tight"}
+    camp.db.dispose()

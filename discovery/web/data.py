@@ -22,6 +22,7 @@ from discovery.store import (
     Round,
 )
 from discovery.store.convert import space_group_number, structure_from_json
+from discovery.store.queries import deciding_hull_results
 from discovery.web.phase_diagram import Marked, PhasePoint
 
 # column -> header of the candidate table; every column sorts
@@ -35,6 +36,7 @@ TABLE_COLUMNS = {
     "e_hull_pred": "pred. E_hull",
     "e_form_std": "uncertainty",
     "e_above_hull": "sim. E_hull",
+    "fidelity": "decided by",
     "spacegroup": "space group",
     "origin": "origin",
 }
@@ -42,7 +44,8 @@ TABLE_COLUMNS = {
 
 def candidate_rows(camp: OpenCampaign) -> list[dict[str, Any]]:
     """One row per generated candidate (references excluded) with its latest prediction, its
-    latest hull distance at the campaign's fidelity and its place in the review queue."""
+    latest hull distance on the highest rung of the fidelity ladder that computed it (named
+    in `fidelity`) and its place in the review queue."""
     with camp.db.session() as session:
         cands = session.scalars(
             select(Candidate)
@@ -57,13 +60,7 @@ def candidate_rows(camp: OpenCampaign) -> list[dict[str, Any]]:
             .order_by(Prediction.round_index)
         ):
             preds[p.candidate_id] = p  # later rounds overwrite: the latest model's view
-        hulls: dict[int, HullResult] = {}
-        for h in session.scalars(
-            select(HullResult)
-            .where(HullResult.candidate_id.in_(ids), HullResult.fidelity == camp.fidelity)
-            .order_by(HullResult.round_index)
-        ):
-            hulls[h.candidate_id] = h
+        hulls = deciding_hull_results(session, ids, camp.fidelities)
         queue = {
             q.candidate_id: q
             for q in session.scalars(select(ReviewItem).where(ReviewItem.candidate_id.in_(ids)))
@@ -84,6 +81,7 @@ def candidate_rows(camp: OpenCampaign) -> list[dict[str, Any]]:
                 "e_form_std": p.e_form_std if p else None,
                 "e_above_hull": h.e_above_hull if h else None,
                 "stable": h.stable if h else None,
+                "fidelity": h.fidelity if h else None,
                 "spacegroup": c.spacegroup,
                 "origin": c.origin,
                 "parent": c.parent,
