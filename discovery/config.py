@@ -384,7 +384,10 @@ class FidelityConfig(SimulatorConfig):
     are relaxed again here, starting from the structure the rung below relaxed."""
 
     promote: int = Field(
-        2, ge=0, description="Candidates of the round promoted from the rung below each round."
+        2,
+        ge=0,
+        description="How many of the round's best candidates on the rung below are relaxed "
+        "again on this rung.",
     )
     promote_max_e_above_hull: float = Field(
         0.1,

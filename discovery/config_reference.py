@@ -21,11 +21,25 @@ def _type_name(annotation) -> str:
     return text.replace("NoneType", "null").replace(" | ", " \\| ")
 
 
-def _rows(model: type[BaseModel], prefix: str = ""):
-    for name, field in model.model_fields.items():
+def _is_section(annotation) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _rows(fields: dict, prefix: str = ""):
+    for name, field in fields.items():
         ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            yield from _rows(ann, f"{prefix}{name}.")
+        if _is_section(ann):
+            yield from _rows(ann.model_fields, f"{prefix}{name}.")
+            continue
+        args = typing.get_args(ann)
+        if typing.get_origin(ann) is list and len(args) == 1 and _is_section(args[0]):
+            # A list of sections (the fidelity ladder): the list itself, then only the fields
+            # an item adds to its base section (a rung is a simulator section plus these).
+            yield f"| `{prefix}{name}` | list | `[]` | {field.description or ''} |"
+            item = args[0]
+            base = item.__mro__[1].model_fields
+            own = {k: v for k, v in item.model_fields.items() if k not in base}
+            yield from _rows(own, f"{prefix}{name}[].")
             continue
         if field.default is PydanticUndefined and field.default_factory is None:
             default = "(required)"
@@ -33,7 +47,6 @@ def _rows(model: type[BaseModel], prefix: str = ""):
             default = json.dumps(field.default_factory())
         else:
             default = json.dumps(field.default)
-        args = typing.get_args(ann)
         kind = _type_name(ann)
         if typing.get_origin(ann) is typing.Literal:
             kind = " \\| ".join(repr(a) for a in args)
@@ -42,6 +55,6 @@ def _rows(model: type[BaseModel], prefix: str = ""):
 
 def markdown() -> str:
     lines = [BEGIN, "", "| field | type | default | meaning |", "|---|---|---|---|"]
-    lines += list(_rows(CampaignConfig))
+    lines += list(_rows(CampaignConfig.model_fields))
     lines += ["", END]
     return "\n".join(lines)
