@@ -1,7 +1,8 @@
-"""executor.kind slurm | pbs: dask-jobqueue clusters built from the campaign config.
+"""Executors: the order tasks go to Dask workers in, and executor.kind slurm | pbs
+(dask-jobqueue clusters built from the campaign config).
 
-No batch system here: the tests build the cluster (its scheduler runs in this process) and read
-the job script it would submit; nothing is submitted."""
+No batch system here: the HPC tests build the cluster (its scheduler runs in this process) and
+read the job script it would submit; nothing is submitted."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ import sys
 
 import pytest
 from conftest import toy_config
+from pymatgen.core import Lattice, Structure
 
 from discovery.config import ConfigError, parse_config
-from discovery.executors import executor_for, jobqueue_cluster
-
-pytest.importorskip("dask_jobqueue")
+from discovery.executors import (
+    DaskExecutor,
+    SimulatorSpec,
+    executor_for,
+    expected_cost,
+    jobqueue_cluster,
+)
+from simulators import RelaxSettings
 
 HPC = {
     "queue": "cpu",
@@ -31,7 +38,32 @@ def executor_config(**fields):
     return parse_config({**toy_config(), "executor": fields}).executor
 
 
+def copper(scale: int, a: float = 3.7) -> Structure:
+    cell = Structure(
+        Lattice.cubic(a), ["Cu"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+    )
+    return cell * (scale, 1, 1)
+
+
+def test_expected_cost_grows_with_atoms_and_density():
+    assert expected_cost(copper(2)) > expected_cost(copper(1))
+    assert expected_cost(copper(1, a=3.4)) > expected_cost(copper(1, a=4.2))
+
+
+def test_the_costliest_relaxations_start_first():
+    structures = [copper(n) for n in (1, 3, 2, 4)]
+    spec = SimulatorSpec("emt", RelaxSettings(fmax=0.05))
+    executor = DaskExecutor(workers=1, retries=0)
+    try:
+        # one worker: results come back in the order the tasks ran
+        order = [i for i, _ in executor.relax_as_completed(spec, structures)]
+    finally:
+        executor.close()
+    assert order == [3, 1, 2, 0]
+
+
 def job_script(ex) -> str:
+    pytest.importorskip("dask_jobqueue")
     cluster = jobqueue_cluster(ex)
     try:
         return cluster.job_script()
