@@ -125,6 +125,12 @@ class Simulator:
             return self._in_subprocess(structure, relax=False)
         return single_point(structure, self.calculator, self.settings, self.name)
 
+    def single_point_many(self, structures: Iterable[Structure]) -> Iterator[RelaxResult]:
+        """Single points in order, each yielded as soon as it exists (the DFT tier runs each
+        in its own child process under the wall-time limit)."""
+        for structure in structures:
+            yield self.single_point(structure)
+
     def _in_subprocess(self, structure: Structure, relax: bool) -> RelaxResult:
         return run_in_subprocess(
             structure,

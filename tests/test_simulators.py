@@ -160,6 +160,14 @@ def test_single_point_does_not_move_atoms():
     assert result.stress[0] == pytest.approx(15.13, rel=1e-3)
 
 
+def test_single_point_many_is_single_points_in_order():
+    structures = [fcc(a, ("Au", "Cu", "Cu", "Cu")) for a in (3.7, 3.9)] + [fcc(0.5, ("Cu",) * 4)]
+    sim = Simulator("emt")
+    many = list(sim.single_point_many(structures))
+    assert [r.energy for r in many[:2]] == [sim.single_point(s).energy for s in structures[:2]]
+    assert not many[2].ok and "closer than" in many[2].error  # a failure, not an exception
+
+
 def test_fixed_cell_relaxation_keeps_the_cell():
     structure = fcc(3.8)
     structure.translate_sites([0], [0.02, 0.0, 0.0])
