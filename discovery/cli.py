@@ -139,20 +139,21 @@ def _fmt(value) -> str:
 
 def _print_status(directory: Path) -> None:
     from discovery.status import (
-        ROUND_COLUMNS,
         counts,
         guard_warnings,
         open_campaign,
+        round_columns,
         round_rows,
         top_candidates,
     )
 
     camp = open_campaign(directory)
-    table = Table(title=f"campaign {camp.config.name} ({camp.fidelity})")
-    for header in ROUND_COLUMNS.values():
+    columns = round_columns(camp)
+    table = Table(title=f"campaign {camp.config.name} ({' -> '.join(camp.fidelities)})")
+    for header in columns.values():
         table.add_column(header, justify="right")
     for row in round_rows(camp):
-        table.add_row(*(_fmt(row.get(c)) for c in ROUND_COLUMNS))  # dict keys: metric names
+        table.add_row(*(_fmt(row.get(c)) for c in columns))  # dict keys: metric names
     out.print(table)
     top = top_candidates(camp)
     if top:

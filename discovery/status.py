@@ -22,6 +22,21 @@ ROUND_COLUMNS = {
 }  # fmt: skip
 
 
+def round_columns(camp: OpenCampaign) -> dict[str, str]:
+    """ROUND_COLUMNS plus, on a fidelity ladder, what each higher rung did with its picks."""
+    from discovery.stages.promote import metric_name
+
+    columns = dict(ROUND_COLUMNS)
+    wall = columns.pop("wall_s")
+    fids = [metric_name(f) for f in camp.fidelities]
+    for below, rung in zip(fids, fids[1:], strict=False):
+        columns[f"promoted_{rung}"] = f"to {rung}"
+        columns[f"stable_{rung}"] = f"stable {rung}"
+        columns[f"agreement_mae_{below}_{rung}"] = f"MAE {below}/{rung}"
+    columns["wall_s"] = wall
+    return columns
+
+
 def guard_warnings(camp: OpenCampaign) -> list[str]:
     """The collapse guards' warnings of every round, oldest first (see discovery.guards)."""
     return [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from conftest import toy_config
+from conftest import cli, toy_config
 from pymatgen.core import Lattice, Structure
 
 from discovery.campaign import run_campaign
@@ -229,3 +229,9 @@ def test_status_and_web_table_name_the_deciding_fidelity(ladder_campaign):
     assert {r["uid"] for r in rows if r["fidelity"] == "emt-tight"} == promoted
     assert {r["fidelity"] for r in top_candidates(camp, n=50)} <= {"emt", "emt-tight"}
     camp.db.dispose()
+    from discovery.status import round_columns
+
+    assert "agreement_mae_emt_emt-tight" in round_columns(camp)
+    result = cli("status", directory)
+    assert result.returncode == 0, result.stderr
+    assert "toy-ladder (emt -> emt-tight)" in result.stdout
