@@ -6,6 +6,7 @@ read the job script it would submit; nothing is submitted."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -57,9 +58,12 @@ def test_the_costliest_relaxations_start_first():
     try:
         # one worker: results come back in the order the tasks ran
         order = [i for i, _ in executor.relax_as_completed(spec, structures)]
+        trim = executor.client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
     finally:
         executor.close()
     assert order == [3, 1, 2, 0]
+    # glibc's own malloc thresholds, not the nanny's (see discovery/executors.py)
+    assert list(trim.values()) == [None]
 
 
 def job_script(ex) -> str:
@@ -82,6 +86,7 @@ def test_a_slurm_config_makes_the_expected_job_script():
         "#SBATCH -t 02:30:00",
         "#SBATCH --constraint=cpu",
         "export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1",
+        """export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON='{"MALLOC_TRIM_THRESHOLD_": None}'""",
         "source /shared/venv/bin/activate",
     ):
         assert line in script, f"{line!r} not in\n{script}"
