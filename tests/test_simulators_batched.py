@@ -115,6 +115,44 @@ def test_batched_equals_sequential_with_emt(optimizer, batch_size):
         assert bat.structure.lattice.abc == pytest.approx(seq.structure.lattice.abc, abs=1e-8)
 
 
+class ThreadSafeEMT:
+    """EMT behind the batched interface with a calculator per call, so lanes may share it."""
+
+    name = "emt"
+    concurrent = True
+
+    def evaluate(self, atoms):
+        return PerStructureBatch(EMT(), "emt").evaluate(atoms)
+
+
+@pytest.mark.parametrize("lanes", [2, 3])
+def test_lanes_give_the_same_relaxations(lanes):
+    settings = RelaxSettings(fmax=1e-2)
+    sequential = list(Simulator("emt", settings).relax_many(EMT_SET))
+    threads = torch.get_num_threads()
+    pairs = list(relax_batched(EMT_SET, ThreadSafeEMT(), settings, "emt", 4, lanes=lanes))
+    # Each lane runs on one intra-op thread; the caller's setting comes back afterwards.
+    assert torch.get_num_threads() == threads
+    assert sorted(i for i, _ in pairs) == list(range(len(EMT_SET)))
+    for i, bat in pairs:
+        seq = sequential[i]
+        assert bat.ok and bat.converged and bat.steps == seq.steps
+        assert bat.energy_per_atom == pytest.approx(seq.energy_per_atom, abs=1e-9)
+
+
+def test_lanes_stop_when_the_consumer_does():
+    import threading
+
+    structures = EMT_SET * 4
+    stream = relax_batched(structures, ThreadSafeEMT(), RelaxSettings(fmax=1e-2), "emt", 4, 2)
+    first = next(stream)
+    stream.close()  # joins the lanes
+    assert first[1].ok
+    assert not [t for t in threading.enumerate() if t.name.startswith("relax-lane")]
+    with pytest.raises(ValueError, match="lanes"):
+        list(relax_batched(EMT_SET, ThreadSafeEMT(), RelaxSettings(), "emt", 4, lanes=0))
+
+
 def test_relax_many_batched_keeps_input_order_and_as_completed_does_not_wait():
     # EMT has no batched form of its own; PerStructureBatch gives it one (no speed-up).
     sim = Simulator("emt", RelaxSettings(fmax=1e-2), batch_model=PerStructureBatch(EMT()))
@@ -205,7 +243,12 @@ SMALL = [
 def test_universal_potential_batched_agrees_with_sequential(name):
     sim = Simulator(name, RelaxSettings(fmax=0.02))
     sequential = list(sim.relax_many(SMALL))
-    batched = list(sim.relax_many(SMALL, batched=True, batch_size=8))
+    if getattr(sim.batch_model, "concurrent", False):
+        # Two lanes even on one thread: the path a 2-core machine takes.
+        pairs = dict(relax_batched(SMALL, sim.batch_model, sim.settings, name, 8, lanes=2))
+        batched = [pairs[i] for i in range(len(SMALL))]
+    else:
+        batched = list(sim.relax_many(SMALL, batched=True, batch_size=8))
     for seq, bat in zip(sequential, batched, strict=True):
         assert seq.ok and bat.ok and seq.converged and bat.converged, (seq.error, bat.error)
         assert abs(seq.energy_per_atom - bat.energy_per_atom) < 1e-3  # eV/atom
@@ -224,3 +267,42 @@ def test_sevennet_batch_matches_its_calculator():
         assert ev.energy == pytest.approx(a.get_potential_energy(), abs=1e-4)
         assert ev.forces == pytest.approx(a.get_forces(), abs=1e-4)
         assert ev.stress == pytest.approx(a.get_stress(), abs=1e-5)
+
+
+def test_weight_slice_rewrite_keeps_values_and_gradients():
+    from e3nn import o3
+
+    from simulators.batch_models import split_weight_slices
+
+    torch.manual_seed(0)
+    irreps_in, irreps_sh = o3.Irreps("4x0e+2x1e+2x2e"), o3.Irreps("1x0e+1x1e+1x2e")
+    instructions, irreps_out = [], []
+    for i, (mul, ir_in) in enumerate(irreps_in):
+        for j, (_, ir_sh) in enumerate(irreps_sh):
+            for ir_out in ir_in * ir_sh:
+                instructions.append((i, j, len(irreps_out), "uvu", True))
+                irreps_out.append((mul, ir_out))
+
+    def build():
+        return o3.TensorProduct(
+            irreps_in,
+            irreps_sh,
+            o3.Irreps(irreps_out),
+            instructions,
+            shared_weights=False,
+            internal_weights=False,
+        )
+
+    plain, rewritten = build(), build()
+    assert split_weight_slices(rewritten) > 0
+    assert split_weight_slices(rewritten) == 0  # once per model
+    x1 = torch.randn(7, irreps_in.dim, requires_grad=True)
+    x2 = torch.randn(7, irreps_sh.dim, requires_grad=True)
+    w = torch.randn(7, plain.weight_numel, requires_grad=True)
+    a, b = plain(x1, x2, w), rewritten(x1, x2, w)
+    assert torch.equal(a, b)
+    g = torch.randn_like(a)
+    for ga, gb in zip(
+        torch.autograd.grad(a, [x1, x2, w], g), torch.autograd.grad(b, [x1, x2, w], g), strict=True
+    ):
+        assert torch.allclose(ga, gb, atol=1e-6)
