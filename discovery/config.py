@@ -296,11 +296,12 @@ class SimulatorConfig(_Section):
     """The physics that validates candidates (an ASE calculator)."""
 
     name: str = Field(
-        "chgnet",
-        description="'chgnet' (universal potential, weights in the package), 'sevennet' "
-        "(SevenNet-0, weights in the sevenn package), 'gpaw' (DFT, PBE plane waves; the [dft] "
-        "extra), 'emt' (toy: Al/Cu/Ag/Au/Ni/Pd/Pt) or an "
-        "import path 'package.module:factory' returning an ASE calculator.",
+        "sevennet",
+        description="'sevennet' (SevenNet-0, weights in the sevenn package; the default: "
+        "closest to PBE in benchmarks/potential_accuracy.py), 'chgnet' (CHGNet 0.3.0, weights "
+        "in the package), 'gpaw' (DFT, PBE plane waves; the [dft] extra), 'emt' (toy: "
+        "Al/Cu/Ag/Au/Ni/Pd/Pt) or an import path 'package.module:factory' returning an ASE "
+        "calculator.",
     )
     fmax: float = Field(0.05, gt=0, description="Force convergence criterion (eV/Å).")
     max_steps: int = Field(300, ge=1, description="Optimizer step limit per relaxation.")
