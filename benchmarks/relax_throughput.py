@@ -124,8 +124,9 @@ def build_structures(n: int, seed: int) -> list[Structure]:
 
 
 def time_path(simulator: Simulator, structures, batched: bool, batch_size: int, threads: int):
+    # BLAS only: a bare threadpool_limits(1) also sets OpenMP, i.e. torch's own threads, to 1.
+    threadpool_limits(1, user_api="blas")
     torch.set_num_threads(threads)
-    threadpool_limits(1)
     t0 = time.perf_counter()
     results = list(simulator.relax_many(structures, batched=batched, batch_size=batch_size))
     return time.perf_counter() - t0, results

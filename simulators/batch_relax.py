@@ -23,7 +23,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,15 +126,29 @@ def _run_lanes(
     stop = threading.Event()
     sizes = [batch_size // lanes + (i < batch_size % lanes) for i in range(lanes)]
 
+    alive = [lanes]
+    alive_lock = threading.Lock()
+
     def work(size: int) -> None:
+        widened = False
+
+        def widen_when_alone() -> None:
+            # The last lane still relaxing gets every thread: the others' cores are idle.
+            nonlocal widened
+            if not widened and alive[0] == 1:
+                torch.set_num_threads(threads)
+                widened = True
+
         try:
             # One intra-op thread per lane: the lanes themselves use the cores.
             torch.set_num_threads(1)
-            for pair in _lane(source, model, settings, simulator, size, stop):
+            for pair in _lane(source, model, settings, simulator, size, stop, widen_when_alone):
                 done.put(("result", pair))
         except BaseException as e:  # a bug, not a structure's failure: re-raised below
             done.put(("error", e))
         finally:
+            with alive_lock:
+                alive[0] -= 1
             done.put(("end", None))
 
     workers = [
@@ -169,12 +183,15 @@ def _lane(
     simulator: str,
     batch_size: int,
     stop: threading.Event | None = None,
+    each_step: Callable[[], None] | None = None,
 ) -> Iterator[tuple[int, RelaxResult]]:
     """One batch kept full from the source until the source runs dry and the batch ends
-    (or ``stop`` is set: the consumer went away)."""
+    (or ``stop`` is set: the consumer went away). ``each_step`` runs before every step."""
     active: list[_Slot] = []
     exhausted = False
     while stop is None or not stop.is_set():
+        if each_step is not None:
+            each_step()
         while not exhausted and len(active) < batch_size:
             item = source.take()
             if item is None:
