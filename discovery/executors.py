@@ -28,9 +28,10 @@ _CONNECT_TIMEOUT = "5s"
 
 # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 so that freed memory goes back
 # to the OS early. Setting it switches off glibc's dynamic mmap threshold: every torch buffer
-# over 128 KiB is then mapped and page-faulted afresh, and CHGNet relaxations ran 25-30 %
-# slower (15x the page faults; system time 0.1 -> 1.9 s per 6 s of work). Relaxation tasks
-# are small, so workers keep glibc's defaults, as the in-process path has them.
+# over 128 KiB is then mapped and page-faulted afresh (15x the page faults), and the 40 CHGNet
+# relaxations of benchmarks/dask_scale.py took 78 s on one worker instead of 45 s, the dense
+# cells (big graphs) the worst hit. Relaxation tasks are small, so workers keep glibc's
+# defaults, as the in-process path has them.
 _NANNY_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 # The same for workers started by a batch job's `dask worker` (read from its environment).
 _NANNY_TRIM_ENV = "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON='{\"MALLOC_TRIM_THRESHOLD_\": None}'"
