@@ -79,8 +79,12 @@ def _load(config: Path):
 
 def _set_threads(threads: int) -> None:
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads or _default_threads())
+    # The driver's own numpy work is tiny matrices (optimizer steps, cells, hulls): BLAS
+    # threads only add contention there, 5x slower EMT steps on a busy 2-core machine.
+    threadpool_limits(1, user_api="blas")
 
 
 def _open(directory: Path):
