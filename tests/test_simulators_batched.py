@@ -272,7 +272,7 @@ def test_sevennet_batch_matches_its_calculator():
 def test_weight_slice_rewrite_keeps_values_and_gradients():
     from e3nn import o3
 
-    from simulators.batch_models import split_weight_slices
+    from simulators.tensor_product_split import split_weight_slices
 
     torch.manual_seed(0)
     irreps_in, irreps_sh = o3.Irreps("4x0e+2x1e+2x2e"), o3.Irreps("1x0e+1x1e+1x2e")
