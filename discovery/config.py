@@ -429,9 +429,11 @@ class ReferencesConfig(_Section):
 class ExecutorConfig(_Section):
     """Where relaxations run."""
 
-    kind: Literal["inline", "dask", "slurm", "pbs"] = Field(
-        "inline",
-        description="inline: in the campaign's process; dask: one task per structure on a "
+    kind: Literal["pool", "inline", "dask", "slurm", "pbs"] = Field(
+        "pool",
+        description="pool: local worker processes, one task per structure, each worker on one "
+        "core (a dead worker's task is rerun); inline: in the campaign's process (what "
+        "simulator.batched uses, and the tests' toy world); dask: one task per structure on a "
         "Dask cluster (results are committed as they arrive; a dead worker's task is rerun); "
         "slurm, pbs: the same, on Dask workers that dask-jobqueue submits as batch jobs "
         "(`pip install -e '.[hpc]'`).",
@@ -441,7 +443,12 @@ class ExecutorConfig(_Section):
         description="Dask scheduler address (tcp://host:8786); null = a LocalCluster started "
         "by the campaign.",
     )
-    workers: int = Field(2, ge=1, description="Worker processes of the LocalCluster.")
+    workers: int | None = Field(
+        None,
+        ge=1,
+        description="Worker processes of the pool or of the Dask LocalCluster; null = one per "
+        "available core.",
+    )
     retries: int = Field(2, ge=0, description="Retries of a task that raises.")
     # Batch jobs (kind slurm | pbs): each job runs `processes` single-threaded Dask workers.
     jobs: int = Field(1, ge=1, description="slurm/pbs: batch jobs to keep running.")

@@ -69,8 +69,9 @@ class CampaignContext:
 
     @cached_property
     def executor(self):
-        """The Dask executor, when the config asks for one (None: relax in this process)."""
-        if self.config.executor.kind == "inline":
+        """The executor the config asks for (None: relax in this process). A batched
+        simulator relaxes in this process: its batch is its parallelism."""
+        if self.config.executor.kind == "inline" or self.config.simulator.batched:
             return None
         from discovery.executors import executor_for
 

@@ -1,15 +1,17 @@
-"""Where relaxations run: in the campaign's own process, or as tasks on a Dask cluster.
+"""Where relaxations run: in the campaign's own process, in a pool of local worker
+processes, or as tasks on a Dask cluster.
 
-Both yield ``(input index, RelaxResult)`` in the order results exist, so the validate stage
-commits each one as it arrives whichever executor ran it. On Dask every structure is one task;
-a worker that dies mid-task has its task rescheduled on another worker by the scheduler, a
-task that raises is retried `retries` times, and what still fails comes back as a failed
-result with its reason, never as an exception, so the campaign goes on.
+All yield ``(input index, RelaxResult)`` in the order results exist, so the validate stage
+commits each one as it arrives whichever executor ran it. Every structure is one task; a
+worker that dies mid-task has its task rerun (by the Dask scheduler, or on a fresh local pool),
+a task that raises or loses its worker is retried `retries` times, and what still fails comes
+back as a failed result with its reason, never as an exception, so the campaign goes on.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import sys
 import time
@@ -120,12 +122,19 @@ def jobqueue_cluster(ex):
     )
 
 
+def default_workers() -> int:
+    """One single-threaded worker per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def executor_for(ex):
     """The executor the `executor` config section asks for; None: relax in this process."""
     if ex.kind == "inline":
         return None
+    if ex.kind == "pool":
+        return PoolExecutor(ex.workers or default_workers(), ex.retries)
     if ex.kind == "dask":
-        return DaskExecutor(ex.address, ex.workers, ex.retries)
+        return DaskExecutor(ex.address, ex.workers or default_workers(), ex.retries)
     cluster = jobqueue_cluster(ex)
     cluster.scale(jobs=ex.jobs)
     log.info("submitted %d %s job(s) for Dask workers", ex.jobs, ex.kind)
@@ -209,3 +218,128 @@ class DaskExecutor:
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def _init_pool_worker() -> None:
+    # One core per worker: torch and BLAS threads on top of the pool would oversubscribe it.
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1, user_api="blas")
+
+
+class PoolExecutor:
+    """Relaxations in `workers` local single-threaded processes (spawned, not forked: the
+    campaign process holds torch and open database connections).
+
+    A worker that dies (out of memory, a segfault in compiled code) breaks the whole pool in
+    `concurrent.futures`. The pool is then rebuilt; the tasks that were running when it broke
+    are suspects and rerun one at a time, so the culprit is known for certain and the innocent
+    ones are not blamed, while the tasks still queued go back to the parallel queue. A task
+    that kills its worker more than `retries` times, or raises more than `retries` times, is
+    a failed result with its reason."""
+
+    def __init__(self, workers: int = 2, retries: int = 2) -> None:
+        self.workers = workers
+        self.retries = retries
+        self._pool = None
+
+    def _fresh_pool(self):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_pool_worker,
+        )
+        return self._pool
+
+    def relax_as_completed(
+        self,
+        spec: SimulatorSpec,
+        structures: Sequence[Structure],
+        costs: Sequence[int] | None = None,
+    ) -> Iterator[tuple[int, Any]]:
+        """Submit every structure, costliest first (as `DaskExecutor`), and yield results as
+        they finish."""
+        if costs is None:
+            costs = [expected_cost(s) for s in structures]
+        pending = sorted(range(len(structures)), key=lambda i: -costs[i])
+        attempts = dict.fromkeys(pending, 0)
+        suspects: list[int] = []
+        while pending or suspects:
+            if suspects:
+                yield from self._run_alone(spec, structures, suspects, attempts)
+            else:
+                yield from self._run_parallel(spec, structures, pending, suspects, attempts)
+
+    def _outcome(self, spec, structures, index, err, attempts, retry: list[int], death: bool):
+        """A failed attempt: the failed result once out of retries, else None (requeued)."""
+        attempts[index] += 1
+        if attempts[index] <= self.retries:
+            retry.append(index)
+            return None
+        if death:
+            err = RuntimeError(f"worker process died {attempts[index]} times")
+        log.warning("relaxation %d failed: %s", index, err)
+        return _failure(spec, structures[index], err)
+
+    def _run_alone(self, spec, structures, suspects: list[int], attempts):
+        from concurrent.futures.process import BrokenProcessPool
+
+        index = suspects.pop(0)
+        pool = self._pool or self._fresh_pool()
+        try:
+            yield index, pool.submit(relax_one, spec, structures[index]).result()
+            return
+        except BrokenProcessPool as err:
+            self._fresh_pool()
+            failed = self._outcome(spec, structures, index, err, attempts, suspects, True)
+        except Exception as err:
+            failed = self._outcome(spec, structures, index, err, attempts, suspects, False)
+        if failed is not None:
+            yield index, failed
+
+    def _run_parallel(self, spec, structures, pending: list[int], suspects: list[int], attempts):
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        pool = self._pool or self._fresh_pool()
+        futures = {pool.submit(relax_one, spec, structures[i]): i for i in pending}
+        pending.clear()
+        while futures:
+            # Which tasks a worker holds right now: the suspects if the pool breaks.
+            running = [i for f, i in futures.items() if f.running()]
+            done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in done:
+                index = futures.pop(future)
+                try:
+                    yield index, future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    futures[future] = index  # sorted out below with the others
+                except Exception as err:
+                    failed = self._outcome(spec, structures, index, err, attempts, pending, False)
+                    if failed is not None:
+                        yield index, failed
+            if broken:
+                unfinished = set(futures.values())
+                blamed = [i for i in running if i in unfinished] or sorted(unfinished)
+                log.warning(
+                    "a worker process died; %d task(s) rerun alone, %d requeued",
+                    len(blamed), len(unfinished) - len(blamed),
+                )  # fmt: skip
+                suspects.extend(blamed)
+                pending.extend(sorted(unfinished - set(blamed)))
+                self._fresh_pool()
+                return
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

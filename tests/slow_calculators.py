@@ -20,3 +20,22 @@ class SlowEMT(EMT):
 
 def factory(delay: float = 0.05) -> SlowEMT:
     return SlowEMT(delay)
+
+
+class DyingEMT(EMT):
+    """EMT whose process dies (as from a segfault or the OOM killer) on a cell this small."""
+
+    def __init__(self, below: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.below = below
+
+    def calculate(self, atoms=None, *args, **kwargs) -> None:
+        if atoms is not None and atoms.cell.volume < self.below:
+            import os
+
+            os._exit(137)
+        super().calculate(atoms, *args, **kwargs)
+
+
+def dying(below: float = 0.0) -> DyingEMT:
+    return DyingEMT(below)

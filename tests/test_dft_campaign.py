@@ -13,8 +13,9 @@ pytest.importorskip("gpaw", reason="GPAW is not installed (pip install -e '.[dft
 
 pytestmark = [pytest.mark.dft, pytest.mark.usefixtures("single_thread")]
 
-# Li-Al: small cells, few electrons, and real compounds (LiAl). DFT settings are coarse on purpose (a mechanics test;
-# the accuracy benchmark uses the defaults): 300 eV, 2 k-points per Å⁻¹, a few steps.
+# Li-Al: small cells, few electrons, and real compounds (LiAl). DFT settings are coarse on
+# purpose (a mechanics test; the accuracy benchmark uses the defaults): 300 eV, 2 k-points per
+# Å⁻¹, a few steps.
 CONFIG = {
     "name": "dft-ladder-li-al",
     "chemical_systems": ["Li-Al"],
