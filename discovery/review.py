@@ -44,7 +44,7 @@ def novel_candidates(
     keeps the formula and the matcher never pairs different formulas, so the answer for
     them is the same as over the whole campaign, without loading every structure."""
     seen = Deduplicator()
-    # Validation order, not generation order: the first to be validated is the original.
+    # The first round to validate a crystal holds the original, whatever round generated it.
     query = (
         select(Candidate, Calculation)
         .join(Calculation, Calculation.candidate_id == Candidate.id)
@@ -53,7 +53,9 @@ def novel_candidates(
             Calculation.fidelity == fidelity,
             Calculation.ok.is_(True),
         )
-        .order_by(Candidate.is_reference.desc(), Calculation.id)
+        # Within a round by candidate id: the same whichever order a pool or a cluster
+        # returned the round's results in.
+        .order_by(Candidate.is_reference.desc(), Calculation.round_index, Candidate.id)
     )
     if candidate_ids is not None:
         formulas = select(Candidate.reduced_formula).where(Candidate.id.in_(candidate_ids))
