@@ -64,21 +64,24 @@ def test_tune_after_a_kill_mid_trial(toy_copy):
                 if not db.exists():  # connecting would create it under the child's feet
                     raise sqlite3.OperationalError("not yet")
                 with sqlite3.connect(db, timeout=1) as con:
+                    # A running trial with a heartbeat: the resumed study can tell it died.
                     running = con.execute(
-                        "select count(*) from trials where state = 'RUNNING'"
+                        "select count(*) from trials t join trial_heartbeats h on "
+                        "h.trial_id = t.trial_id where t.state = 'RUNNING'"
                     ).fetchone()[0]
             except sqlite3.OperationalError:
                 running = 0
             if running:
                 break
             assert proc.poll() is None, "tune finished before it could be killed"
-            time.sleep(0.2)
+            time.sleep(0.05)
         else:
             raise AssertionError("no trial started")
-        time.sleep(1.0)
+        # At once: a small toy trial can finish within a second.
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "tune had finished before the kill"
     time.sleep(5)  # past the heartbeat grace period
     result = cli("tune", TOY, "--dir", toy_copy, "--trials", "2", "--epochs", "6")
     assert result.returncode == 0, result.stderr[-2000:]
