@@ -19,9 +19,11 @@ from discovery.store.convert import structure_from_json
 def test_batched_sevennet_campaign_matches_one_at_a_time(tmp_path):
     data = yaml.safe_load((REPO / "campaigns" / "quickstart.yaml").read_text())
     data.update(name="tiny-batched", rounds=1, validation_budget=4, review_size=2)
-    data["chemical_systems"] = ["Li-O"]
-    data["generation"]["substitution"]["budget"] = 3
-    data["generation"]["random"]["budget"] = 3
+    data["chemical_systems"] = ["Li-Mn-O"]
+    # Substituted prototypes only: a random pyxtal cell can collapse chaotically, and float
+    # noise (lane timing decides summation order) then flips it across a sanity threshold.
+    data["generation"]["substitution"]["budget"] = 8
+    data["generation"]["random"]["budget"] = 0
     data["model"]["epochs"] = 5
     data["references"]["known"] = []
     data["simulator"].update(name="sevennet", batched=True, batch_size=4)
