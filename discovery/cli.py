@@ -78,13 +78,9 @@ def _load(config: Path):
 
 
 def _set_threads(threads: int) -> None:
-    import torch
-    from threadpoolctl import threadpool_limits
+    from discovery.threads import limit_threads
 
-    torch.set_num_threads(threads or _default_threads())
-    # The driver's own numpy work is tiny matrices (optimizer steps, cells, hulls): BLAS
-    # threads only add contention there, 5x slower EMT steps on a busy 2-core machine.
-    threadpool_limits(1, user_api="blas")
+    limit_threads(threads or _default_threads())
 
 
 def _open(directory: Path):

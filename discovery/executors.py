@@ -222,11 +222,9 @@ class DaskExecutor:
 
 def _init_pool_worker() -> None:
     # One core per worker: torch and BLAS threads on top of the pool would oversubscribe it.
-    import torch
-    from threadpoolctl import threadpool_limits
+    from discovery.threads import limit_threads
 
-    torch.set_num_threads(1)
-    threadpool_limits(1, user_api="blas")
+    limit_threads(1)
 
 
 class PoolExecutor:
