@@ -94,15 +94,13 @@ def run(ctx: CampaignContext, round_index: int) -> None:
         with ctx.db.session() as session:
             _, lower = current_hull(ctx, session, rung - 1)
             hull, upper = record_hull(ctx, session, round_index, rung)
-            candidates = set(
-                session.scalars(
-                    select(Candidate.id).where(
-                        Candidate.campaign_id == ctx.campaign_id,
-                        Candidate.is_reference.is_(False),
-                    )
-                )
-            )
-            mae, n_both = agreement(lower, upper, sorted(candidates & set(upper)))
+            # Candidates only: the references' agreement is the elemental energies' by design.
+            candidates = session.scalars(
+                select(Candidate.id)
+                .where(Candidate.id.in_(list(upper)), Candidate.is_reference.is_(False))
+                .order_by(Candidate.id)
+            ).all()
+            mae, n_both = agreement(lower, upper, candidates)
             confirmed = [
                 cid
                 for cid in picks
