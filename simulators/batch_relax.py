@@ -27,11 +27,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from pymatgen.core import Structure
 
 from simulators.batch_models import BatchModel, Evaluation
+from simulators.cell_filter import FastFrechetCellFilter
 from simulators.outcome import (
     check_step,
     failed_result,
@@ -232,12 +234,31 @@ def _admit(
             index=index,
             structure=structure,
             atoms=atoms,
-            optimizer=optimizer_for(atoms, settings),
+            optimizer=optimizer_for(atoms, settings, _FrechetOncePerEvaluation),
             volume0=initial_volume(atoms),
             t0=t0,
         )
     except Exception as e:
         return failed_result(structure, e, simulator, None, 0, t0)
+
+
+class _FrechetOncePerEvaluation(FastFrechetCellFilter):
+    """The cell filter, its generalised forces worked out once per model answer.
+
+    The convergence test and the optimizer's step both ask for them. Every answer arrives
+    as a new single-point calculator, so its identity marks when the cached forces go
+    stale.
+    """
+
+    _cached: tuple[object, np.ndarray] | None = None
+
+    def get_forces(self, **kwargs):
+        calc = self.atoms.calc
+        if kwargs or calc is None:
+            return super().get_forces(**kwargs)
+        if self._cached is None or self._cached[0] is not calc:
+            self._cached = (calc, super().get_forces())
+        return self._cached[1].copy()
 
 
 def _step(slot: _Slot) -> None:

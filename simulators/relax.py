@@ -12,6 +12,7 @@ from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE
 from pymatgen.core import Structure
 
+from simulators.cell_filter import FastFrechetCellFilter
 from simulators.outcome import (
     check_step,
     failed_result,
@@ -60,11 +61,16 @@ def single_point(
     return _run(structure, calculator, settings, simulator, relax=False)
 
 
-def optimizer_for(atoms: Atoms, settings: RelaxSettings):
-    """The configured ASE optimizer on the atoms, or on their FrechetCellFilter."""
+def optimizer_for(
+    atoms: Atoms,
+    settings: RelaxSettings,
+    cell_filter: type[FrechetCellFilter] = FastFrechetCellFilter,
+):
+    """The configured ASE optimizer on the atoms, or on their ``cell_filter`` (ASE's
+    FrechetCellFilter, see ``simulators.cell_filter``) when the cell relaxes too."""
     # A molecule or slab has no full cell to relax; relax the atoms only.
     periodic = bool(atoms.pbc.all())
-    target = FrechetCellFilter(atoms) if settings.relax_cell and periodic else atoms
+    target = cell_filter(atoms) if settings.relax_cell and periodic else atoms
     opt = OPTIMIZERS[settings.optimizer](target, logfile=None)
     # irun() sets fmax itself; the batched path calls converged() without irun().
     opt.fmax = settings.fmax

@@ -7,18 +7,36 @@ import math
 import numpy as np
 from ase import Atoms
 from ase.neighborlist import neighbor_list
+from pymatgen.optimization.neighbors import find_points_in_spheres
 
 
 def too_close(atoms: Atoms, min_distance: float) -> str | None:
     """Reason if any two atoms (periodic images included) are closer than ``min_distance``."""
     if min_distance <= 0 or len(atoms) == 0:
         return None
-    # neighbor_list sees periodic images, including an atom's own image in a tiny cell,
-    # which a plain distance matrix would miss.
-    d = neighbor_list("d", atoms, cutoff=min_distance)
+    d = _pair_distances(atoms, min_distance)
     if len(d) == 0:
         return None
     return f"atoms closer than {min_distance} Å (min distance {float(np.min(d)):.3f} Å)"
+
+
+def _pair_distances(atoms: Atoms, cutoff: float) -> np.ndarray:
+    """Distances below ``cutoff`` between atoms and their periodic images, an atom's own
+    images in a tiny cell included (which a plain distance matrix would miss)."""
+    if not atoms.pbc.all():
+        return neighbor_list("d", atoms, cutoff=cutoff)
+    # pymatgen's compiled cell-list search: this runs after every relaxation step, and
+    # ASE's neighbor_list (1.6 ms a small cell, 60x slower) took 6 % of a relaxation.
+    positions = np.ascontiguousarray(atoms.positions, dtype=float)
+    centres, points, _, d = find_points_in_spheres(
+        positions,
+        positions,
+        float(cutoff),
+        np.ones(3, dtype=np.int64),
+        np.ascontiguousarray(atoms.cell.array, dtype=float),
+        1e-8,
+    )
+    return d[~((centres == points) & (d < 1e-8))]
 
 
 def volume_blown(atoms: Atoms, initial_volume: float, max_ratio: float) -> str | None:

@@ -7,8 +7,10 @@ import json
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from ase import Atoms
 from pymatgen.core import Lattice, Structure
 
 from simulators import (
@@ -21,7 +23,7 @@ from simulators import (
 )
 from simulators.calculators import elements_supported
 from simulators.magnetism import set_initial_moments
-from simulators.sanity import out_of_time
+from simulators.sanity import _pair_distances, out_of_time, too_close
 
 FCC = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
 LIMNO2_CIF = Path("/work/shared/data/structures/chgnet/mp-18767-LiMnO2.cif")
@@ -194,6 +196,54 @@ def test_atoms_too_close_is_a_failed_result():
     assert "closer than" in result.error and "0.100" in result.error
     assert result.energy is None and result.structure is None
     assert result.steps == 0
+
+
+def test_pair_distances_match_ase_with_periodic_images():
+    from ase.neighborlist import neighbor_list
+
+    rng = np.random.default_rng(3)
+    cells = [
+        Atoms("Cu", cell=[0.45, 3.0, 3.0], pbc=True),  # an atom's own image 0.45 Å away
+        Atoms("Cu2", positions=[[0, 0, 0], [0.2, 0.1, 0]], cell=[4, 4, 4], pbc=True),
+    ]
+    for n in (3, 8, 17):  # dense random triclinic cells: many pairs below the cutoff
+        cell = np.diag(rng.uniform(2.0, 3.0, 3)) + rng.uniform(-0.8, 0.8, (3, 3))
+        cells.append(Atoms(f"Si{n}", scaled_positions=rng.random((n, 3)), cell=cell, pbc=True))
+    for atoms in cells:
+        for cutoff in (0.5, 2.0):
+            expected = np.sort(neighbor_list("d", atoms, cutoff=cutoff))
+            assert np.allclose(np.sort(_pair_distances(atoms, cutoff)), expected)
+    assert "0.450" in too_close(cells[0], 0.5)
+    assert too_close(Atoms("Cu", cell=[2.5, 2.5, 2.5], pbc=True), 0.5) is None
+
+
+@pytest.mark.parametrize("mask", [None, [1, 1, 1, 0, 0, 0]])
+def test_fast_frechet_filter_matches_ase_along_a_relaxation(mask):
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.filters import FrechetCellFilter
+
+    from simulators.cell_filter import FastFrechetCellFilter
+
+    rng = np.random.default_rng(0)
+    atoms = bulk("Cu", "fcc", a=3.7).repeat((2, 1, 1))
+    atoms.rattle(0.05, seed=1)
+    atoms.set_cell(atoms.cell.array @ (np.eye(3) + rng.uniform(-0.04, 0.04, (3, 3))), True)
+    twin = atoms.copy()
+    atoms.calc, twin.calc = EMT(), EMT()
+    stock, fast = FrechetCellFilter(atoms, mask=mask), FastFrechetCellFilter(twin, mask=mask)
+    start = atoms.cell.array.copy()
+    for _ in range(6):
+        x, forces = stock.get_positions(), stock.get_forces()
+        assert fast.get_positions() == pytest.approx(x, abs=1e-12)
+        assert fast.get_forces() == pytest.approx(forces, abs=1e-12)
+        assert fast.stress == pytest.approx(stock.stress, abs=1e-12)
+        # The same step on both: cells and positions must stay together.
+        stock.set_positions(x + 0.05 * forces)
+        fast.set_positions(x + 0.05 * forces)
+        assert twin.cell.array == pytest.approx(atoms.cell.array, abs=1e-12)
+        assert twin.positions == pytest.approx(atoms.positions, abs=1e-12)
+    assert np.abs(atoms.cell.array - start).max() > 1e-3  # the cell did relax
 
 
 def test_disordered_structure_is_a_failed_result():
