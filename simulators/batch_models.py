@@ -77,12 +77,13 @@ class SevenNetBatch:
     """SevenNet-0 on a torch_geometric batch of its own atom graphs."""
 
     name = "sevennet"
-    # The model keeps no state between calls, so relaxation lanes may call it at once.
-    concurrent = True
 
     def __init__(self, model_name: str = "7net-0", device: str = "cpu") -> None:
         self.model = sevennet_model(model_name, device, batched=True)
         self.device = device
+        # The model keeps no state between calls, so relaxation lanes may call it at once.
+        # A GPU wants one big batch instead: lanes would only split it.
+        self.concurrent = device == "cpu"
 
     def evaluate(self, atoms: Sequence[Atoms]) -> list[Evaluation]:
         import sevenn._keys as key

@@ -256,6 +256,20 @@ def test_universal_potential_batched_agrees_with_sequential(name):
         assert bat.stress == pytest.approx(seq.stress, abs=0.05)  # GPa
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["sevennet", "chgnet"])
+def test_batched_relaxation_on_cuda_agrees_with_cpu(name):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    cpu = list(Simulator(name, RelaxSettings(fmax=0.02)).relax_many(SMALL))
+    gpu = Simulator(name, RelaxSettings(fmax=0.02), device="cuda")
+    # One big batch on a GPU, not one lane per CPU thread.
+    assert not getattr(gpu.batch_model, "concurrent", False)
+    for c, g in zip(cpu, gpu.relax_many(SMALL, batched=True, batch_size=8), strict=True):
+        assert c.ok and g.ok and g.converged, (c.error, g.error)
+        assert abs(c.energy_per_atom - g.energy_per_atom) < 1e-3  # eV/atom
+
+
 def test_sevennet_batch_matches_its_calculator():
     from pymatgen.io.ase import AseAtomsAdaptor
 
