@@ -432,8 +432,8 @@ class ExecutorConfig(_Section):
     kind: Literal["pool", "inline", "dask", "slurm", "pbs"] = Field(
         "pool",
         description="pool: local worker processes, one task per structure, each worker on one "
-        "core (a dead worker's task is rerun); inline: in the campaign's process (what "
-        "simulator.batched uses, and the tests' toy world); dask: one task per structure on a "
+        "core (a dead worker's task is rerun); inline: in the campaign's process (the "
+        "tests' toy world; a batched rung always relaxes there); dask: one task per structure on a "
         "Dask cluster (results are committed as they arrive; a dead worker's task is rerun); "
         "slurm, pbs: the same, on Dask workers that dask-jobqueue submits as batch jobs "
         "(`pip install -e '.[hpc]'`).",

@@ -69,9 +69,9 @@ class CampaignContext:
 
     @cached_property
     def executor(self):
-        """The executor the config asks for (None: relax in this process). A batched
-        simulator relaxes in this process: its batch is its parallelism."""
-        if self.config.executor.kind == "inline" or self.config.simulator.batched:
+        """The executor the config asks for (None: relax in this process). Built on first
+        use: a ladder whose every rung is batched never starts one."""
+        if self.config.executor.kind == "inline":
             return None
         from discovery.executors import executor_for
 

@@ -75,7 +75,9 @@ def relax_and_record(
             continue
         with ctx.db.session() as session:
             structures = starting_structures(ctx, session, ids, rung)
-        if ctx.executor is not None:
+        # A batched rung relaxes in this process (its batch is its parallelism); the
+        # others, a DFT rung above it say, still go to the executor.
+        if not cfg.batched and ctx.executor is not None:
             spec = ctx.simulator_spec(relax_cell and cfg.relax_cell, rung)
             results = ctx.executor.relax_as_completed(spec, structures)
         else:
