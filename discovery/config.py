@@ -557,7 +557,9 @@ class CampaignConfig(_Section):
         if not v:
             return v
         sim = info.data.get("simulator")
-        if sim is not None and sim != SimulatorConfig() and v[0].name != sim.name:
+        # A `simulator` section that sets anything must agree with the first rung; none at
+        # all (or an empty one) is filled from it below.
+        if sim is not None and sim.model_fields_set and v[0].name != sim.name:
             raise ValueError(
                 f"the first rung is the simulator: {v[0].name!r} here, {sim.name!r} in "
                 "'simulator.name'"
@@ -572,7 +574,7 @@ class CampaignConfig(_Section):
 
     @model_validator(mode="after")
     def _first_rung_is_the_simulator(self) -> CampaignConfig:
-        if self.fidelities and self.simulator == SimulatorConfig():
+        if self.fidelities and not self.simulator.model_fields_set:
             # `fidelities: [chgnet, gpaw]` with no simulator section: the first rung is it.
             fields = self.fidelities[0].model_dump(exclude={"promote", "promote_max_e_above_hull"})
             object.__setattr__(self, "simulator", SimulatorConfig(**fields))

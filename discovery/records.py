@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,3 +35,36 @@ class HullPoint:
     e_form_per_atom: float
     e_above_hull: float
     decomposition: str
+
+
+@dataclass(frozen=True)
+class RungMetricKeys:
+    """The round-metric keys the promote stage writes for one rung of the fidelity ladder
+    and ``discovery status`` reads back: fidelity labels made safe for MLflow."""
+
+    rung: str
+    below: str
+
+    @classmethod
+    def of(cls, below: str, fidelity: str) -> RungMetricKeys:
+        return cls(rung=_metric_safe(fidelity), below=_metric_safe(below))
+
+    @property
+    def promoted(self) -> str:
+        return f"promoted_{self.rung}"
+
+    @property
+    def stable(self) -> str:
+        return f"stable_{self.rung}"
+
+    @property
+    def agreement_mae(self) -> str:
+        return f"agreement_mae_{self.below}_{self.rung}"
+
+    @property
+    def agreement_n(self) -> str:
+        return f"agreement_n_{self.below}_{self.rung}"
+
+
+def _metric_safe(label: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_.-]", "_", label)

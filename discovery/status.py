@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from discovery.campaign import CONFIG_FILENAME, store_url
 from discovery.config import CampaignConfig, ConfigError, load_config
+from discovery.records import RungMetricKeys
 from discovery.store import Campaign, Candidate, Database, HullResult, ReviewItem, Round
 from discovery.store.queries import deciding_hull_results
 
@@ -24,15 +25,14 @@ ROUND_COLUMNS = {
 
 def round_columns(camp: OpenCampaign) -> dict[str, str]:
     """ROUND_COLUMNS plus, on a fidelity ladder, what each higher rung did with its picks."""
-    from discovery.stages.promote import metric_name
-
     columns = dict(ROUND_COLUMNS)
     wall = columns.pop("wall_s")
-    fids = [metric_name(f) for f in camp.fidelities]
-    for below, rung in zip(fids, fids[1:], strict=False):
-        columns[f"promoted_{rung}"] = f"to {rung}"
-        columns[f"stable_{rung}"] = f"stable {rung}"
-        columns[f"agreement_mae_{below}_{rung}"] = f"MAE {below}/{rung}"
+    fids = camp.fidelities
+    for below, fidelity in zip(fids, fids[1:], strict=False):
+        keys = RungMetricKeys.of(below, fidelity)
+        columns[keys.promoted] = f"to {keys.rung}"
+        columns[keys.stable] = f"stable {keys.rung}"
+        columns[keys.agreement_mae] = f"MAE {keys.below}/{keys.rung}"
     columns["wall_s"] = wall
     return columns
 

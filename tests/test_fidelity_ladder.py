@@ -38,10 +38,20 @@ def test_a_list_of_names_is_a_ladder_whose_first_rung_is_the_simulator():
     assert config.ladder[1].promote == 2
 
 
+def test_an_explicit_simulator_section_is_kept_as_the_first_rung():
+    # Written out in full, even at its defaults, the section is the user's, not filled in.
+    config = parse_config(
+        _config(simulator={"name": "sevennet", "fmax": 0.02}, fidelities=["sevennet", "gpaw"])
+    )
+    assert config.simulator.fmax == 0.02 and config.ladder[0] is config.simulator
+
+
 def test_ladder_errors_name_the_field():
     cases = [
         (dict(fidelities=["emt", "emt"]), "'fidelities'.*appears twice"),
         (dict(simulator={"name": "emt"}, fidelities=["chgnet", "gpaw"]), "first rung"),
+        # A section that sets anything counts as given, even when it sets no name.
+        (dict(simulator={"fmax": 0.02}, fidelities=["chgnet", "gpaw"]), "first rung"),
         (dict(fidelities=["chgnet", {"name": "gpaw", "promote": -1}]), "fidelities.1.promote"),
         (dict(fidelities=["chgnet", "no-such"]), "fidelities.1.name"),
         (dict(simulator={"name": "gpaw", "formation_energy": "mp2020"}), "simulator.*mp2020"),

@@ -4,22 +4,17 @@ the next (e.g. CHGNet's picks confirmed by DFT), and every rung keeps its own hu
 from __future__ import annotations
 
 import logging
-import re
 
 import numpy as np
 from sqlalchemy import select
 
 from discovery.context import CampaignContext
+from discovery.records import RungMetricKeys
 from discovery.stages.hull import current_hull, record_hull
 from discovery.stages.validate import relax_and_record
 from discovery.store import Calculation, Candidate, HullResult
 
 log = logging.getLogger(__name__)
-
-
-def metric_name(fidelity: str) -> str:
-    """A fidelity label as MLflow accepts it in a metric name."""
-    return re.sub(r"[^0-9A-Za-z_.-]", "_", fidelity)
 
 
 def promotion_picks(ctx: CampaignContext, session, round_index: int, rung: int) -> list[int]:
@@ -106,11 +101,11 @@ def run(ctx: CampaignContext, round_index: int) -> None:
                 for cid in picks
                 if cid in upper and hull.point(cid).e_above_hull <= ctx.config.stability_threshold
             ]
-        name, name_below = metric_name(fidelity), metric_name(below)
-        metrics[f"promoted_{name}"] = len(picks)
-        metrics[f"stable_{name}"] = len(confirmed)
-        metrics[f"agreement_mae_{name_below}_{name}"] = mae
-        metrics[f"agreement_n_{name_below}_{name}"] = n_both
+        keys = RungMetricKeys.of(below, fidelity)
+        metrics[keys.promoted] = len(picks)
+        metrics[keys.stable] = len(confirmed)
+        metrics[keys.agreement_mae] = mae
+        metrics[keys.agreement_n] = n_both
         if mae is not None:
             log.info(
                 "round %d: %d promoted to %s, %d stable there; e_form MAE %s vs %s %.3f eV/atom "
