@@ -66,6 +66,10 @@ class Tracker:
         return run.info.run_id
 
     def start_round(self, run_id: str | None, parent_id: str, round_index: int) -> str:
+        if run_id is None:
+            # A kill between creating the run and the store committing its id leaves a run
+            # the store does not know: adopt it rather than show the round twice in the UI.
+            run_id = self._round_run(parent_id, round_index)
         if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
             return run_id
@@ -75,6 +79,16 @@ class Tracker:
             tags={"mlflow.parentRunId": parent_id, "round": str(round_index)},
         )
         return run.info.run_id
+
+    def _round_run(self, parent_id: str, round_index: int) -> str | None:
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=(
+                f"tags.`mlflow.parentRunId` = '{parent_id}' AND tags.round = '{round_index}'"
+            ),
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         flat = flatten(params)

@@ -80,3 +80,16 @@ def test_ui_serves_campaign_runs(toy_campaign):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_a_round_run_created_before_a_kill_is_adopted_not_duplicated(tmp_path):
+    from discovery.tracking import Tracker, default_tracking_uri
+
+    tracker = Tracker(default_tracking_uri(tmp_path), "adopt", tmp_path / "mlartifacts")
+    parent = tracker.start_parent(None, "adopt", {"a": 1})
+    first = tracker.start_round(None, parent, 0)
+    # The store never learnt `first` (killed before its commit): the resume asks again.
+    assert tracker.start_round(None, parent, 0) == first
+    assert tracker.start_round(None, parent, 1) != first
+    other_parent = tracker.start_parent(None, "adopt", {"a": 2})
+    assert tracker.start_round(None, other_parent, 0) != first
