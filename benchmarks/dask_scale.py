@@ -132,7 +132,7 @@ def main() -> None:
         )
     one_stats, one = relax_all(1, spec, structures)
     two_stats, two = relax_all(2, spec, structures)
-    # The same two workers with every task at one priority (submission order), for contrast
+    # The same two workers with every task of equal cost (submission order), for contrast
     fifo_stats, _ = relax_all(2, spec, structures, costs=[0] * len(structures))
     load_after = os.getloadavg()[0]
     diffs = [

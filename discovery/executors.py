@@ -81,6 +81,15 @@ def expected_cost(structure: Structure, cutoff: float = _COST_CUTOFF) -> int:
     return len(structure) + len(centres)
 
 
+def costliest_first(structures: Sequence[Structure], costs: Sequence[int] | None) -> list[int]:
+    """Indices of `structures`, the costliest first (`costs`, by default `expected_cost`):
+    one long relaxation started last keeps one worker busy while the others idle
+    (longest-processing-time-first order)."""
+    if costs is None:
+        costs = [expected_cost(s) for s in structures]
+    return sorted(range(len(structures)), key=lambda i: -costs[i])
+
+
 def _failure(spec: SimulatorSpec, structure: Structure, error: BaseException):
     from simulators.outcome import failed_result
 
@@ -182,17 +191,14 @@ class DaskExecutor:
         structures: Sequence[Structure],
         costs: Sequence[int] | None = None,
     ) -> Iterator[tuple[int, Any]]:
-        """Submit every structure, yield results as they finish. The costliest start first
-        (`costs`, by default `expected_cost`): one long relaxation started last keeps one
-        worker busy while the others idle (longest-processing-time-first order)."""
+        """Submit every structure, yield results as they finish, the costliest started first
+        (see `costliest_first`)."""
         from distributed import as_completed
 
-        if costs is None:
-            costs = [expected_cost(s) for s in structures]
         run = uuid.uuid4().hex[:8]
         # Submitted in that order too, so that a worker which starts before the last
         # submission reaches the scheduler still starts on a costly one.
-        order = sorted(range(len(structures)), key=lambda i: -costs[i])
+        order = costliest_first(structures, costs)
         futures = {
             self.client.submit(
                 relax_one,
@@ -201,9 +207,9 @@ class DaskExecutor:
                 key=f"relax-{run}-{i}",
                 retries=self.retries,
                 pure=False,
-                priority=int(costs[i]),  # higher runs first
+                priority=len(order) - rank,  # higher runs first
             ): i
-            for i in order
+            for rank, i in enumerate(order)
         }
         for future in as_completed(futures):
             index = futures.pop(future)
@@ -262,11 +268,9 @@ class PoolExecutor:
         structures: Sequence[Structure],
         costs: Sequence[int] | None = None,
     ) -> Iterator[tuple[int, Any]]:
-        """Submit every structure, costliest first (as `DaskExecutor`), and yield results as
-        they finish."""
-        if costs is None:
-            costs = [expected_cost(s) for s in structures]
-        pending = sorted(range(len(structures)), key=lambda i: -costs[i])
+        """Submit every structure, the costliest first (see `costliest_first`), and yield
+        results as they finish."""
+        pending = costliest_first(structures, costs)
         attempts = dict.fromkeys(pending, 0)
         suspects: list[int] = []
         while pending or suspects:
