@@ -70,6 +70,20 @@ def write_config(path: Path, data: dict) -> Path:
     return path
 
 
+def tiny_quickstart(name: str, systems: list[str], validation_budget: int, **budgets) -> dict:
+    """The quickstart campaign cut to one round of a few candidates (its simulator and
+    settings otherwise), for campaigns with a real potential; `budgets` are generator budgets
+    (substitution=, random=)."""
+    data = yaml.safe_load((REPO / "campaigns" / "quickstart.yaml").read_text())
+    data.update(name=name, rounds=1, validation_budget=validation_budget, review_size=2)
+    data["chemical_systems"] = systems
+    for generator, budget in budgets.items():
+        data["generation"][generator]["budget"] = budget
+    data["model"]["epochs"] = 5
+    data["references"]["known"] = []
+    return data
+
+
 def toy_config() -> dict:
     return yaml.safe_load(TOY.read_text())
 

@@ -8,8 +8,7 @@ import json
 import sqlite3
 
 import pytest
-import yaml
-from conftest import REPO, cli, write_config
+from conftest import cli, tiny_quickstart, write_config
 
 from discovery.config import load_config
 from discovery.store.convert import structure_from_json
@@ -17,15 +16,9 @@ from discovery.store.convert import structure_from_json
 
 @pytest.mark.slow
 def test_batched_sevennet_campaign_matches_one_at_a_time(tmp_path):
-    data = yaml.safe_load((REPO / "campaigns" / "quickstart.yaml").read_text())
-    data.update(name="tiny-batched", rounds=1, validation_budget=4, review_size=2)
-    data["chemical_systems"] = ["Li-Mn-O"]
     # Substituted prototypes only: a random pyxtal cell can collapse chaotically, and float
     # noise (lane timing decides summation order) then flips it across a sanity threshold.
-    data["generation"]["substitution"]["budget"] = 8
-    data["generation"]["random"]["budget"] = 0
-    data["model"]["epochs"] = 5
-    data["references"]["known"] = []
+    data = tiny_quickstart("tiny-batched", ["Li-Mn-O"], 4, substitution=8, random=0)
     data["simulator"].update(name="sevennet", batched=True, batch_size=4)
     config = write_config(tmp_path / "tiny.yaml", data)
     result = cli("run", config, "--dir", tmp_path / "run")

@@ -7,8 +7,7 @@ import json
 import sqlite3
 
 import pytest
-import yaml
-from conftest import REPO, cli, write_config
+from conftest import cli, tiny_quickstart, write_config
 
 from discovery.mp2020 import mp_formation_energy_per_atom
 from discovery.mp_references import mp_chemical_potentials
@@ -24,13 +23,7 @@ def test_mp_elemental_references_ship_with_the_package():
 
 @pytest.mark.slow
 def test_tiny_chgnet_campaign(tmp_path):
-    data = yaml.safe_load((REPO / "campaigns" / "quickstart.yaml").read_text())
-    data.update(name="tiny-chgnet", rounds=1, validation_budget=3, review_size=2)
-    data["chemical_systems"] = ["Li-O"]
-    data["generation"]["substitution"]["budget"] = 3
-    data["generation"]["random"]["budget"] = 2
-    data["model"]["epochs"] = 5
-    data["references"]["known"] = []
+    data = tiny_quickstart("tiny-chgnet", ["Li-O"], 3, substitution=3, random=2)
     config = write_config(tmp_path / "tiny.yaml", data)
     result = cli("run", config, "--dir", tmp_path / "run")
     assert result.returncode == 0, result.stderr[-3000:]
