@@ -283,6 +283,10 @@ def main() -> None:
         "(default: one per core on a CPU, none on a GPU; 0: skip)",
     )
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: this torch ({torch.__version__}) sees no CUDA")
     if args.device.startswith("cuda"):
         # Thread counts only matter for the CPU baseline.
         args.also_threads = []
