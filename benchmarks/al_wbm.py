@@ -6,7 +6,7 @@ materials than random picks and than zero-shot rankings by published models?
 The pool is the rows of the labels CSV; 10 % of its formulas are held out (never acquired,
 to measure generalisation). Each seed starts every strategy from the same random 1 % of the
 pool, then runs `rounds` rounds of `batch` acquisitions: a composition ensemble is retrained
-from scratch on everything revealed so far and `discovery.acquisition.select` picks (the
+from scratch on everything revealed so far and `discovery.domain.acquisition.select` picks (the
 campaign's own code). The zero-shot references take the same seed set, then walk down a fixed
 ranking by a published model's predicted hull distance. Predicted hull distances use the
 reference hull at each composition (`e_form - e_above_hull`: the MP hull, known beforehand).
@@ -39,7 +39,7 @@ from wbm_data import (  # noqa: E402
     read_labels,
 )
 
-from discovery.retrospective import (  # noqa: E402
+from discovery.frontends.retrospective import (  # noqa: E402
     LEARNING_STRATEGIES,
     LoopSettings,
     Oracle,
@@ -162,7 +162,7 @@ def main() -> None:
         "--target",
         choices=["e_form", "hull_distance"],
         default="hull_distance",
-        help="what the ensemble learns (see discovery.retrospective.LoopSettings)",
+        help="what the ensemble learns (see discovery.frontends.retrospective.LoopSettings)",
     )
     parser.add_argument(
         "--prior",

@@ -3,7 +3,7 @@
     python benchmarks/dask_scale.py [--n 40] [--simulator chgnet]
 
 Relaxes `n` small candidate structures (substituted prototypes, as generated) through
-`discovery.executors.DaskExecutor` with one single-threaded worker, then with two, after
+`discovery.engine.executors.DaskExecutor` with one single-threaded worker, then with two, after
 warming every worker up (the potential's weights load once per worker), the costliest
 structures first as the executor submits them; then with two workers in plain submission
 order, for contrast. Records each run's wall time, worker busy fractions, how long workers
@@ -37,7 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from screening_throughput import candidate_structures  # noqa: E402
 
-from discovery.executors import (  # noqa: E402
+from discovery.engine.executors import (  # noqa: E402
     DaskExecutor,
     SimulatorSpec,
     expected_cost,

@@ -47,15 +47,15 @@ from pymatgen.analysis.structure_matcher import StructureMatcher  # noqa: E402
 from pymatgen.core import Composition, Lattice, Structure  # noqa: E402
 
 from discovery.config import CampaignConfig  # noqa: E402
-from discovery.generation import build_generators, generate_candidates  # noqa: E402
-from discovery.generation.dedup import (  # noqa: E402
+from discovery.domain.generation.dedup import (  # noqa: E402
     KEY_SYMPREC,
     Deduplicator,
     bucket_key,
     reduced_structure,
 )
-from discovery.generation.random_search import RandomSearchGenerator  # noqa: E402
-from discovery.generation.substitution import enumerate_substitutions  # noqa: E402
+from discovery.domain.generation.random_search import RandomSearchGenerator  # noqa: E402
+from discovery.domain.generation.substitution import enumerate_substitutions  # noqa: E402
+from discovery.engine.candidate_generation import build_generators, generate_candidates  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -318,7 +318,7 @@ def generator_throughput(seconds: float, rng: np.random.Generator) -> dict:
 def diversity(rounds: int, seed: int) -> list[dict]:
     """Distinct chemical systems, space groups and parents per round among generated (not
     validated: that needs a campaign) candidates of the quickstart chemistry."""
-    from discovery.generation.symmetry import space_group_number
+    from discovery.domain.generation.symmetry import space_group_number
 
     config = CampaignConfig(
         name="bench",

@@ -25,10 +25,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from discovery.campaign import run_campaign  # noqa: E402
 from discovery.config import load_config  # noqa: E402
-from discovery.progress import StageProgress  # noqa: E402
-from discovery.status import open_campaign, round_rows  # noqa: E402
+from discovery.engine.progress import StageProgress  # noqa: E402
+from discovery.engine.round_loop import run_campaign  # noqa: E402
+from discovery.frontends.status import open_campaign, round_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

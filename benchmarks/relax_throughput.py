@@ -45,8 +45,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 
-from discovery.executors import PoolExecutor, SimulatorSpec, default_workers  # noqa: E402
-from discovery.threads import limit_threads  # noqa: E402
+from discovery.engine.executors import PoolExecutor, SimulatorSpec, default_workers  # noqa: E402
+from discovery.engine.threads import limit_threads  # noqa: E402
 from simulators import RelaxSettings, Simulator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from chgnet.model import CHGNet  # noqa: E402
 from pymatgen.core import Element, Structure  # noqa: E402
 
-from discovery.generation.prototypes import prototype_names, prototype_structure  # noqa: E402
+from discovery.domain.generation.prototypes import prototype_names, prototype_structure  # noqa: E402
 from models import Ensemble, GNNSettings, TrainSettings  # noqa: E402
 from models.graph_cache import MemoryGraphCache, crystal_graphs  # noqa: E402
 from models.graphs import collate, graphs_for  # noqa: E402

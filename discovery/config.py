@@ -63,7 +63,7 @@ class SubstitutionConfig(_Section):
     @field_validator("prototypes")
     @classmethod
     def _known_prototypes(cls, v: list[str] | None) -> list[str] | None:
-        from discovery.generation.prototypes import prototype_names
+        from discovery.domain.generation.prototypes import prototype_names
 
         unknown = [n for n in v or [] if n not in prototype_names()]
         if unknown:
@@ -684,7 +684,7 @@ def _resolve_paths(config: CampaignConfig, base: Path) -> CampaignConfig:
 def _resolve_generation_paths(config: CampaignConfig, base: Path) -> CampaignConfig:
     """generation.structures and generation.known, relative to the YAML file, made absolute
     and parsed now, so that a bad file stops the campaign before it starts, by name."""
-    from discovery.generation.user_structures import StructureFileError, load_structures
+    from discovery.domain.generation.user_structures import StructureFileError, load_structures
 
     gen = config.generation
     update = {}

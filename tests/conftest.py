@@ -19,7 +19,7 @@ TOY = REPO / "campaigns" / "toy-emt.yaml"
 def cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the real `discovery` console entry point in a fresh interpreter."""
     return subprocess.run(
-        [sys.executable, "-m", "discovery.cli", *map(str, args)],
+        [sys.executable, "-m", "discovery.frontends.cli", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd or REPO,

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from discovery.acquisition import select
-from discovery.records import ScoredCandidate
+from discovery.domain.acquisition import select
+from discovery.domain.records import ScoredCandidate
 
 
 def pool():

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 from conftest import cli, toy_config
 
-from discovery.export import COLUMNS
+from discovery.engine.shortlist import COLUMNS
 
 
 def _db(directory):

@@ -34,7 +34,7 @@ def test_batched_sevennet_campaign_matches_one_at_a_time(tmp_path):
     assert sum(ok for _, _, ok, _, _ in rows) >= 2  # enough to compare
 
     # The same relaxations one at a time, through the ASE calculator, same settings.
-    from discovery.context import CampaignContext
+    from discovery.engine.context import CampaignContext
 
     cfg = load_config(config)
     spec = CampaignContext.simulator_spec(_Ctx(cfg), relax_cell=True)

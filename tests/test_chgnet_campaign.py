@@ -9,8 +9,8 @@ import sqlite3
 import pytest
 from conftest import cli, tiny_quickstart, write_config
 
-from discovery.mp2020 import mp_formation_energy_per_atom
-from discovery.mp_references import mp_chemical_potentials
+from discovery.domain.mp2020_corrections import mp_formation_energy_per_atom
+from discovery.domain.mp_elemental_references import mp_chemical_potentials
 from discovery.store.convert import structure_from_json
 
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO, cli, toy_config, write_config
 from pymatgen.core import Lattice, Structure
 
-from discovery.executors import DaskExecutor, SimulatorSpec
+from discovery.engine.executors import DaskExecutor, SimulatorSpec
 from simulators import RelaxSettings
 
 SLOW_EMT = "slow_calculators:factory"

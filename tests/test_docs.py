@@ -6,7 +6,7 @@ import re
 
 from conftest import REPO
 
-from discovery.config_reference import BEGIN, END, markdown
+from discovery.frontends.config_reference import BEGIN, END, markdown
 
 
 def _commands():

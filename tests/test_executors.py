@@ -14,7 +14,7 @@ from conftest import toy_config
 from pymatgen.core import Lattice, Structure
 
 from discovery.config import ConfigError, parse_config
-from discovery.executors import (
+from discovery.engine.executors import (
     DaskExecutor,
     SimulatorSpec,
     executor_for,
@@ -62,7 +62,7 @@ def test_the_costliest_relaxations_start_first():
     finally:
         executor.close()
     assert order == [3, 1, 2, 0]
-    # glibc's own malloc thresholds, not the nanny's (see discovery/executors.py)
+    # glibc's own malloc thresholds, not the nanny's (see discovery/engine/executors.py)
     assert list(trim.values()) == [None]
 
 

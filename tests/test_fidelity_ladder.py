@@ -9,13 +9,16 @@ import pytest
 from conftest import cli, toy_config
 from pymatgen.core import Lattice, Structure
 
-from discovery.campaign import run_campaign
 from discovery.config import ConfigError, parse_config
-from discovery.export import shortlist
-from discovery.mp2020 import corrected_energy_per_atom, mp_formation_energy_per_atom
-from discovery.mp_references import mp_chemical_potentials
-from discovery.records import CandidateRecord
-from discovery.review import fill_queue
+from discovery.domain.mp2020_corrections import (
+    corrected_energy_per_atom,
+    mp_formation_energy_per_atom,
+)
+from discovery.domain.mp_elemental_references import mp_chemical_potentials
+from discovery.domain.records import CandidateRecord
+from discovery.engine.review_queue import fill_queue
+from discovery.engine.round_loop import run_campaign
+from discovery.engine.shortlist import shortlist
 from discovery.store import Campaign, Database, HullResult
 from discovery.store.convert import calculation_row, candidate_row
 from discovery.store.database import default_store_url
@@ -222,8 +225,8 @@ def test_queue_names_the_deciding_fidelity_and_resume_redoes_nothing(ladder_camp
 
 
 def test_status_and_web_table_name_the_deciding_fidelity(ladder_campaign):
-    from discovery.status import open_campaign, top_candidates
-    from discovery.web.data import candidate_rows
+    from discovery.frontends.status import open_campaign, top_candidates
+    from discovery.frontends.web.data import candidate_rows
 
     _, directory = ladder_campaign
     camp = open_campaign(directory)
@@ -239,7 +242,7 @@ def test_status_and_web_table_name_the_deciding_fidelity(ladder_campaign):
     assert {r["uid"] for r in rows if r["fidelity"] == "emt-tight"} == promoted
     assert {r["fidelity"] for r in top_candidates(camp, n=50)} <= {"emt", "emt-tight"}
     camp.db.dispose()
-    from discovery.status import round_columns
+    from discovery.frontends.status import round_columns
 
     assert "agreement_mae_emt_emt-tight" in round_columns(camp)
     result = cli("status", directory)

@@ -7,18 +7,22 @@ import pytest
 from pymatgen.core import Composition, Lattice, Structure
 
 from discovery.config import CampaignConfig
-from discovery.generation import generate_candidates
-from discovery.generation.compositions import enumerate_compositions
-from discovery.generation.dedup import Deduplicator
-from discovery.generation.filters import min_interatomic_distance, rejection_reason
-from discovery.generation.prototypes import (
+from discovery.domain.generation.compositions import enumerate_compositions
+from discovery.domain.generation.dedup import Deduplicator
+from discovery.domain.generation.filters import min_interatomic_distance, rejection_reason
+from discovery.domain.generation.prototypes import (
     expected_composition,
     prototype_structure,
     prototypes,
 )
-from discovery.generation.random_search import RandomSearchGenerator
-from discovery.generation.substitution import enumerate_substitutions
-from discovery.references import elemental_polymorphs, known_compound, reference_records
+from discovery.domain.generation.random_search import RandomSearchGenerator
+from discovery.domain.generation.substitution import enumerate_substitutions
+from discovery.domain.reference_structures import (
+    elemental_polymorphs,
+    known_compound,
+    reference_records,
+)
+from discovery.engine.candidate_generation import generate_candidates
 
 
 @pytest.mark.parametrize("proto", prototypes(), ids=lambda p: p.name)

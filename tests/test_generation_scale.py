@@ -16,21 +16,21 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pymatgen.symmetry.groups import SpaceGroup
 
 from discovery.config import CampaignConfig, ConfigError, load_config
-from discovery.generation import build_generators, generate_candidates
-from discovery.generation.compositions import enumerate_compositions
-from discovery.generation.dedup import BucketKey, Deduplicator, bucket_key, dedup_key
-from discovery.generation.filters import rejection_reason
-from discovery.generation.partial import (
+from discovery.domain.generation.compositions import enumerate_compositions
+from discovery.domain.generation.dedup import BucketKey, Deduplicator, bucket_key, dedup_key
+from discovery.domain.generation.filters import rejection_reason
+from discovery.domain.generation.partial import (
     Parent,
     distinct_subsets,
     orbits,
     partial_substitutions,
     site_permutations,
 )
-from discovery.generation.prototypes import prototype_structure, prototypes
-from discovery.generation.random_search import RandomSearchGenerator
-from discovery.generation.substitution import enumerate_substitutions, user_prototype
-from discovery.generation.user_structures import StructureFileError, load_structures
+from discovery.domain.generation.prototypes import prototype_structure, prototypes
+from discovery.domain.generation.random_search import RandomSearchGenerator
+from discovery.domain.generation.substitution import enumerate_substitutions, user_prototype
+from discovery.domain.generation.user_structures import StructureFileError, load_structures
+from discovery.engine.candidate_generation import build_generators, generate_candidates
 
 
 def _spg(structure: Structure, symprec: float = 0.01) -> int:
@@ -227,7 +227,7 @@ def test_known_structures_and_user_parents(tmp_path):
             "known": [str(tmp_path / "known")],
         },
     )
-    from discovery.generation.user_structures import load_structures as load
+    from discovery.domain.generation.user_structures import load_structures as load
 
     seen = Deduplicator()
     for _, s in load(config.generation.known):
@@ -433,8 +433,8 @@ def test_random_search_can_draw_n_per_composition():
 def test_generate_stage_reads_only_the_buckets_new_structures_fall_into(tmp_path):
     from types import SimpleNamespace
 
-    from discovery.records import CandidateRecord
-    from discovery.stages.generate import _history
+    from discovery.domain.records import CandidateRecord
+    from discovery.engine.stages.generate import _history
     from discovery.store import Campaign, Candidate, Database
     from discovery.store.convert import candidate_row
     from discovery.store.database import default_store_url

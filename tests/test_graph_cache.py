@@ -10,8 +10,8 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from discovery.store import Database
+from discovery.store.cached_graphs import StoreGraphCache
 from discovery.store.convert import structure_from_json
-from discovery.store.graph_cache import StoreGraphCache
 from models import Ensemble, GNNSettings, TrainSettings
 from models.graph_cache import (
     MemoryGraphCache,

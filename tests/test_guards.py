@@ -9,7 +9,7 @@ import pytest
 from conftest import cli
 from pymatgen.core import Composition
 
-from discovery.guards import concentrated, diversity, guard_warnings, rising
+from discovery.domain.collapse_guards import concentrated, diversity, guard_warnings, rising
 
 
 def test_diversity_counts_systems_elements_and_evenness():

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pymatgen.core import Composition
 
-from discovery.hull import (
+from discovery.domain.convex_hull import (
     FormationHull,
     elemental_chemical_potentials,
     formation_energy_per_atom,

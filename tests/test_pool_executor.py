@@ -9,7 +9,7 @@ from conftest import REPO
 from test_dask import strained_copper
 
 from discovery.config import parse_config
-from discovery.executors import PoolExecutor, SimulatorSpec
+from discovery.engine.executors import PoolExecutor, SimulatorSpec
 from simulators import RelaxSettings, Simulator
 
 

@@ -1,7 +1,7 @@
 """A campaign SIGKILLed inside any stage resumes to the store an uninterrupted run makes,
 redoing nothing it had committed.
 
-Each kill is placed by `discovery.faults` (DISCOVERY_FAULT=<stage>:<n>:<round>): the `discovery
+Each kill is placed by `discovery.engine.faults` (DISCOVERY_FAULT=<stage>:<n>:<round>): the `discovery
 run` process SIGKILLs itself at a known point inside the stage (rows flushed but not committed,
 or mid-training, or after the n-th committed relaxation), so every case dies mid-stage, never
 between stages, without sleeping and hoping.
@@ -25,12 +25,12 @@ import sys
 import pytest
 from conftest import REPO, toy_config, write_config
 
-from discovery.campaign import STAGE_ORDER
-from discovery.faults import ENV
+from discovery.engine.faults import ENV
+from discovery.engine.round_loop import STAGE_ORDER
 
 ROUNDS = 2
 KILL_ROUND = 1  # round 0 has no model, so nothing to screen: round 1 runs every stage
-# (stage, n): killed at the n-th fault point of that stage in round 1 (see discovery/faults.py)
+# (stage, n): killed at the n-th fault point of that stage in round 1 (see discovery/engine/faults.py)
 KILLS = [
     ("generated", 1),  # the round's candidates flushed, not committed
     ("screened", 1),  # the predictions flushed, not committed
@@ -99,7 +99,15 @@ def _run(config, directory, fault: str | None = None) -> subprocess.CompletedPro
     if fault is not None:
         env[ENV] = fault
     return subprocess.run(
-        [sys.executable, "-m", "discovery.cli", "run", str(config), "--dir", str(directory)],
+        [
+            sys.executable,
+            "-m",
+            "discovery.frontends.cli",
+            "run",
+            str(config),
+            "--dir",
+            str(directory),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from discovery.retrospective import (
+from discovery.frontends.retrospective import (
     LoopSettings,
     Oracle,
     pool_from_table,

@@ -6,7 +6,7 @@ import pytest
 from conftest import toy_config
 
 from discovery.config import ConfigError, parse_config
-from discovery.context import CampaignContext
+from discovery.engine.context import CampaignContext
 
 
 def with_simulator(**simulator) -> dict:

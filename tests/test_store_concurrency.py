@@ -15,7 +15,7 @@ from pymatgen.core import Lattice, Structure
 from sqlalchemy.exc import IntegrityError
 
 from discovery.config import load_config
-from discovery.records import CandidateRecord
+from discovery.domain.records import CandidateRecord
 from discovery.store import (
     Calculation,
     Campaign,
@@ -56,7 +56,7 @@ def _prepare(url: str) -> None:
 
 
 def _review(url: str, reviewer: str, barrier) -> None:
-    from discovery.review import decide
+    from discovery.engine.review_queue import decide
 
     db = Database(url)
     barrier.wait()
@@ -143,7 +143,7 @@ def test_two_reviewers_and_a_campaign_write_at_once(store_url):
 
 def _review_until(url: str, reviewer: str, uids: list[str], started, stop) -> None:
     """Decide on the queue, note by numbered note, until the campaign has finished."""
-    from discovery.review import decide
+    from discovery.engine.review_queue import decide
 
     db = Database(url)
     started.wait()
@@ -180,7 +180,7 @@ def test_two_reviewers_beside_a_real_campaign_round(toy_copy, tmp_path):
     for p in reviewers:
         p.start()
     campaign = subprocess.Popen(
-        [sys.executable, "-m", "discovery.cli", "run", str(path), "--dir", str(toy_copy)],
+        [sys.executable, "-m", "discovery.frontends.cli", "run", str(path), "--dir", str(toy_copy)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

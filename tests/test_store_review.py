@@ -7,8 +7,8 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from sqlalchemy.exc import IntegrityError
 
-from discovery.records import CandidateRecord
-from discovery.review import ReviewError, decide, fill_queue, history
+from discovery.domain.records import CandidateRecord
+from discovery.engine.review_queue import ReviewError, decide, fill_queue, history
 from discovery.store import Calculation, Campaign, Database, HullResult
 from discovery.store.convert import candidate_row
 from discovery.store.database import default_store_url
@@ -100,7 +100,7 @@ def test_queue_takes_stable_novel_candidates_in_hull_order(db):
 
 
 def test_the_first_validated_of_two_identical_crystals_is_the_novel_one(db):
-    from discovery.review import novel_candidates
+    from discovery.engine.review_queue import novel_candidates
     from discovery.store.convert import calculation_row
 
     crystal = Structure(Lattice.cubic(4.0), ["Cu", "Au", "Au", "Au"],

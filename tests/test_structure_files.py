@@ -12,8 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymatgen.core import Lattice, Structure
 
-from discovery.generation.user_structures import StructureFileError, _load_file, load_structures
-from discovery.structure_checks import structure_problem
+from discovery.domain.generation.structure_checks import structure_problem
+from discovery.domain.generation.user_structures import (
+    StructureFileError,
+    _load_file,
+    load_structures,
+)
 
 NACL = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
 

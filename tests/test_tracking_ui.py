@@ -22,7 +22,15 @@ def _free_port() -> int:
 def test_ui_serves_campaign_runs(toy_campaign):
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "discovery.cli", "ui", str(toy_campaign), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "discovery.frontends.cli",
+            "ui",
+            str(toy_campaign),
+            "--port",
+            str(port),
+        ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -83,7 +91,7 @@ def test_ui_serves_campaign_runs(toy_campaign):
 
 
 def test_a_round_run_created_before_a_kill_is_adopted_not_duplicated(tmp_path):
-    from discovery.tracking import Tracker, default_tracking_uri
+    from discovery.engine.tracking import Tracker, default_tracking_uri
 
     tracker = Tracker(default_tracking_uri(tmp_path), "adopt", tmp_path / "mlartifacts")
     parent = tracker.start_parent(None, "adopt", {"a": 1})

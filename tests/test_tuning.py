@@ -51,7 +51,7 @@ def test_tune_resumes_and_writes_includable_settings(toy_copy, tmp_path):
 
 def test_tune_after_a_kill_mid_trial(toy_copy):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "discovery.cli", "tune", str(TOY), "--dir", str(toy_copy),
+        [sys.executable, "-m", "discovery.frontends.cli", "tune", str(TOY), "--dir", str(toy_copy),
          "--trials", "2", "--epochs", "400"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

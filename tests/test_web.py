@@ -19,8 +19,8 @@ import pytest
 from conftest import cli
 from fastapi.testclient import TestClient
 
-from discovery.export import COLUMNS
-from discovery.web import create_app
+from discovery.engine.shortlist import COLUMNS
+from discovery.frontends.web import create_app
 
 TOKEN = "test-token-0123456789"
 AUTH = {"X-Discovery-Token": TOKEN}

@@ -52,7 +52,15 @@ def server(toy_copy, tmp_path):
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "discovery.cli", "serve", str(toy_copy), "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "discovery.frontends.cli",
+                "serve",
+                str(toy_copy),
+                "--port",
+                str(port),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**env, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},

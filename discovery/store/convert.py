@@ -8,8 +8,8 @@ from typing import Any
 from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from discovery.generation.dedup import dedup_key
-from discovery.records import CandidateRecord
+from discovery.domain.generation.dedup import dedup_key
+from discovery.domain.records import CandidateRecord
 from discovery.store.schema import Calculation, Candidate
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,180 @@
+"""Candidate generation: generators yield records; filters and de-duplication decide what stays."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from pymatgen.core import Composition
+
+from discovery.config import CampaignConfig
+from discovery.domain.generation.compositions import enumerate_compositions
+from discovery.domain.generation.dedup import Deduplicator
+from discovery.domain.generation.filters import rejection_reason
+from discovery.domain.generation.partial import Parent, PartialSubstitutionGenerator
+from discovery.domain.generation.random_search import RandomSearchGenerator
+from discovery.domain.generation.substitution import (
+    SubstitutionGenerator,
+    UserPrototype,
+    enumerate_substitutions,
+    user_prototype,
+)
+from discovery.domain.generation.user_structures import load_structures
+from discovery.domain.records import CandidateRecord
+
+log = logging.getLogger(__name__)
+
+
+class Generator(Protocol):
+    name: str
+
+    def generate(self, rng: np.random.Generator): ...
+
+
+@dataclass
+class GenerationStats:
+    drawn: int = 0
+    accepted: int = 0
+    rejected: Counter = field(default_factory=Counter)  # reason -> count
+
+    def as_metrics(self) -> dict[str, int]:
+        out = {"generated": self.drawn, "unique": self.accepted}
+        out.update({f"rejected_{k.replace(' ', '_')}": v for k, v in self.rejected.items()})
+        return out
+
+
+def _user_prototypes(config: CampaignConfig) -> list[UserPrototype]:
+    gen = config.generation
+    return [user_prototype(n, s) for n, s in load_structures(gen.structures, gen.order_disordered)]
+
+
+def _partial_parents(
+    elements: tuple[str, ...], config: CampaignConfig, user: list[UserPrototype]
+) -> list[Parent]:
+    """Fully substituted prototypes of the chemical system, and the user's structures that
+    already lie within it."""
+    gen = config.generation
+    subs = enumerate_substitutions(
+        elements, gen.substitution.threshold, gen.substitution.prototypes, user
+    )
+    parents = [
+        Parent(rec.parent, rec.structure, {"map": rec.detail.get("map", {})}) for _, rec in subs
+    ]
+    for u in user:
+        if {el.symbol for el in u.structure.composition.elements} <= set(elements):
+            s = u.structure.copy()
+            s.remove_oxidation_states()
+            parents.append(Parent(u.name, s, {"file": u.name}))
+    return parents
+
+
+# Scores compositions before any structure is built (lower = more promising).
+CompositionRanker = Callable[[list[Composition]], list[float]]
+
+
+def _ranked(comps: list[Composition], rank: CompositionRanker, keep: int) -> list[Composition]:
+    scores = rank(comps)
+    order = sorted(range(len(comps)), key=lambda i: (scores[i], comps[i].reduced_formula))
+    kept = [comps[i] for i in order[:keep]]
+    log.info(
+        "compositions ranked by the model: kept %d of %d, best %s",
+        len(kept),
+        len(comps),
+        ", ".join(f"{comps[i].reduced_formula} ({scores[i]:+.3f})" for i in order[:5]),
+    )
+    return kept
+
+
+def build_generators(
+    config: CampaignConfig, rank: CompositionRanker | None = None
+) -> list[tuple[Generator, int]]:
+    """(generator, per-round budget) for every enabled generator of the config; `rank`, when
+    given, orders and trims the compositions random search builds structures for."""
+    gen_cfg = config.generation
+    out: list[tuple[Generator, int]] = []
+    n_sys = len(config.chemical_systems)
+    user = _user_prototypes(config) if gen_cfg.structures else []
+    if gen_cfg.substitution.enabled and gen_cfg.substitution.budget:
+        for chemsys in config.chemical_systems:
+            sub = SubstitutionGenerator(
+                tuple(chemsys.split("-")),
+                gen_cfg.substitution.threshold,
+                gen_cfg.substitution.prototypes,
+                user,
+            )
+            out.append((sub, gen_cfg.substitution.budget // n_sys))
+    if gen_cfg.partial.enabled and gen_cfg.partial.budget:
+        for chemsys in config.chemical_systems:
+            elements = tuple(chemsys.split("-"))
+            saps = PartialSubstitutionGenerator(
+                _partial_parents(elements, config, user),
+                elements,
+                gen_cfg.substitution.threshold,
+                gen_cfg.partial.max_parent_sites,
+                gen_cfg.partial.max_orderings,
+            )
+            out.append((saps, gen_cfg.partial.budget // n_sys))
+    if gen_cfg.random.enabled and gen_cfg.random.budget:
+        comps = []
+        for chemsys in config.chemical_systems:
+            comps += enumerate_compositions(
+                tuple(chemsys.split("-")),
+                gen_cfg.compositions.max_atoms,
+                gen_cfg.compositions.charge_balanced,
+                gen_cfg.compositions.include_subsystems,
+            )
+        unique = list({c.reduced_formula: c for c in comps}.values())
+        if rank is not None and unique:
+            unique = _ranked(unique, rank, gen_cfg.compositions.keep_top)
+        rnd = RandomSearchGenerator(
+            unique,
+            gen_cfg.random.max_formula_units,
+            gen_cfg.random.space_groups,
+            gen_cfg.max_sites,
+            gen_cfg.random.attempts_per_structure,
+            gen_cfg.random.per_composition,
+        )
+        out.append((rnd, gen_cfg.random.budget))
+    return out
+
+
+def generate_candidates(
+    config: CampaignConfig,
+    rng: np.random.Generator,
+    seen: Deduplicator,
+    progress=None,
+    rank: CompositionRanker | None = None,
+) -> tuple[list[CandidateRecord], GenerationStats]:
+    """New, valid, unique candidates for one round; `seen` is updated with what is kept."""
+    stats = GenerationStats()
+    kept: list[CandidateRecord] = []
+    for generator, budget in build_generators(config, rank):
+        taken = 0
+        # Bound the draws so a generator that only repeats itself cannot stall a round.
+        max_draws = 20 * budget + 50
+        for n, record in enumerate(generator.generate(rng)):
+            if n >= max_draws or taken >= budget:
+                break
+            stats.drawn += 1
+            gen = config.generation
+            reason = rejection_reason(
+                record.structure, gen.min_distance, gen.max_sites, gen.density_range
+            )
+            if reason is None and not seen.add_if_new(record.structure):
+                reason = "duplicate"
+            if reason is not None:
+                stats.rejected[reason] += 1
+                continue
+            kept.append(record)
+            taken += 1
+            stats.accepted += 1
+            if progress is not None:
+                progress.advance()
+        log.info("%s: kept %d of budget %d", generator.name, taken, budget)
+    if stats.rejected:
+        log.info("rejected: %s", dict(stats.rejected))
+    return kept, stats

@@ -1,0 +1,189 @@
+"""Active learning: retrain (or fine-tune) the ensemble on everything validated so far."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from discovery.engine import faults
+from discovery.engine.context import CampaignContext
+from discovery.engine.round_guards import holdout_reference_ids, round_guards
+from discovery.engine.stages.hull import formation_energies
+from discovery.store import ModelVersion
+from discovery.store.cached_graphs import StoreGraphCache
+from discovery.store.convert import structure_from_json
+from discovery.store.queries import validated_pairs
+
+if TYPE_CHECKING:
+    from models.records import EpochLog
+
+log = logging.getLogger(__name__)
+
+# A formation energy beyond this is a broken relaxation, not chemistry worth learning.
+MAX_ABS_E_FORM = 10.0
+
+
+def settings_for(kind: str, cutoff: float, hidden: int, layers: int):
+    """Model settings of either kind; the composition model has no cutoff."""
+    from models import CompositionSettings, GNNSettings
+
+    if kind == "composition":
+        return CompositionSettings(hidden=hidden, layers=layers)
+    return GNNSettings(cutoff=cutoff, hidden=hidden, layers=layers)
+
+
+def model_settings(ctx: CampaignContext):
+    """The ensemble's architecture, as the config's model section describes it."""
+    m = ctx.config.model
+    return settings_for(m.kind, m.cutoff, m.hidden, m.layers)
+
+
+def latest_model(ctx: CampaignContext, session, before_round: int) -> ModelVersion | None:
+    return session.scalars(
+        select(ModelVersion)
+        .where(ModelVersion.campaign_id == ctx.campaign_id, ModelVersion.round_index < before_round)
+        .order_by(ModelVersion.round_index.desc())
+    ).first()
+
+
+def load_ensemble(ctx: CampaignContext, model: ModelVersion):
+    from models import Ensemble
+
+    return Ensemble.load(
+        ctx.directory / model.checkpoint,
+        device=ctx.config.model.device,
+        expect=model_settings(ctx),
+    )
+
+
+def training_set(
+    session,
+    campaign_id: int,
+    fidelity: str,
+    exclude: frozenset[int] = frozenset(),
+    scheme: str = "own",
+):
+    """Initial and relaxed structure of every validated entry, both labelled with the relaxed
+    formation energy: the screen sees unrelaxed candidates, so the model learns that map.
+    Candidates in `exclude` (the guards' held-out references) are left out. `scheme` is the
+    simulator's formation-energy convention (`formation_energies`)."""
+    pairs = validated_pairs(session, campaign_id, fidelity)
+    e_form = formation_energies(pairs, scheme)
+    structures, targets, ids = [], [], []
+    for cand, calc in pairs:
+        if cand.id in exclude:
+            continue
+        y = e_form.get(cand.id)
+        if y is None or abs(y) > MAX_ABS_E_FORM:
+            continue
+        structures.append(structure_from_json(cand.structure))
+        targets.append(y)
+        if calc.final_structure is not None:
+            structures.append(structure_from_json(calc.final_structure))
+            targets.append(y)
+        ids.append(cand.uid)
+    return structures, targets, ids
+
+
+def _log_curves(ctx: CampaignContext, round_index: int, curves: list[EpochLog]) -> None:
+    """Per-member loss curves (step = epoch) on the round's MLflow run, where the UI plots
+    them. A resumed round that retrains logs them again over the same steps."""
+    with ctx.db.session() as session:
+        run_id = ctx.round_row(session, round_index).mlflow_run_id
+    if run_id is None:
+        return
+    history: dict[str, list[tuple[int, float]]] = {}
+    for entry in curves:
+        history.setdefault(f"train_loss_member{entry.member}", []).append(
+            (entry.epoch, entry.train_loss)
+        )
+        if entry.val_mae is not None:
+            history.setdefault(f"val_mae_member{entry.member}", []).append(
+                (entry.epoch, entry.val_mae)
+            )
+    ctx.tracker.log_history(run_id, history)
+
+
+def run(ctx: CampaignContext, round_index: int) -> None:
+    from models import Ensemble, TrainSettings
+
+    m = ctx.config.model
+    version = f"r{round_index}"
+    with ctx.db.session() as session:
+        holdout = holdout_reference_ids(ctx, session)
+        structures, targets, ids = training_set(
+            session,
+            ctx.campaign_id,
+            ctx.fidelity,
+            frozenset(holdout),
+            ctx.config.simulator.formation_energy,
+        )
+        previous = latest_model(ctx, session, before_round=round_index)
+        init = load_ensemble(ctx, previous) if (m.retrain == "finetune" and previous) else None
+    ensemble = Ensemble(
+        model_settings(ctx),
+        n_members=m.n_members,
+        seed=ctx.config.seed * 1000 + round_index,
+        device=m.device,
+    )
+    train = TrainSettings(
+        epochs=m.epochs, lr=m.learning_rate, batch_size=m.batch_size, weight_decay=m.weight_decay
+    )
+    curves: list[EpochLog] = []
+
+    def on_epoch(entry: EpochLog) -> None:
+        curves.append(entry)
+        faults.point("trained", round_index)
+
+    with ctx.progress.stage(f"round {round_index}: train ({len(ids)} entries)", 1) as task:
+        report = ensemble.fit(
+            structures,
+            targets,
+            train,
+            init_from=init,
+            on_epoch=on_epoch,
+            graph_cache=StoreGraphCache(ctx.db),
+        )
+        task.advance()
+    metrics = {
+        "train_entries": len(ids),
+        "train_mae": report.train_mae,
+        "val_mae": report.val_mae,
+        "train_wall_s": report.wall_s,
+        "variance_scale": report.variance_scale,
+        **{f"val_{k}": v for k, v in report.calibration.items()},
+    }
+    _log_curves(ctx, round_index, curves)
+    ctx.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    rel_path = f"checkpoints/{version}.pt"
+    ensemble.save(
+        ctx.directory / rel_path,
+        extra={"round": round_index, "version": version, "train_ids": ids, "metrics": metrics},
+    )
+    log.info("model %s: train MAE %.3f eV/atom on %d entries", version, report.train_mae, len(ids))
+    with ctx.db.session() as session:
+        old = session.scalars(
+            select(ModelVersion).where(
+                ModelVersion.campaign_id == ctx.campaign_id, ModelVersion.version == version
+            )
+        ).first()
+        if old is not None:  # a resumed round retrained after a kill; keep the newer weights
+            session.delete(old)
+            session.flush()
+        session.add(
+            ModelVersion(
+                campaign_id=ctx.campaign_id,
+                version=version,
+                round_index=round_index,
+                n_train=len(ids),
+                checkpoint=rel_path,
+                metrics=metrics,
+            )
+        )
+        if ctx.config.guards.enabled:
+            metrics.update(
+                round_guards(ctx, session, round_index, ensemble, holdout, n_train=len(ids))
+            )
+        ctx.mark_stage(session, round_index, "trained", metrics)

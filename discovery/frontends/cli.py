@@ -1,0 +1,410 @@
+"""The `discovery` command line (Typer)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from discovery.config import ConfigError, load_config
+
+app = typer.Typer(
+    help="An open crystal-discovery engine: generate, screen, simulate, learn, review.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+review_app = typer.Typer(help="The review queue of a campaign.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
+
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+log = logging.getLogger("discovery")
+
+NOISY = ("mlflow", "alembic", "urllib3", "matplotlib", "pyxtal", "numexpr")
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+    cif = "cif"
+    extxyz = "extxyz"
+
+
+class QueueStatus(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+def _setup_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    handler = RichHandler(console=err, show_path=False, rich_tracebacks=True)
+    for name in ("discovery", "models", "simulators"):
+        lg = logging.getLogger(name)
+        lg.setLevel(level)
+        lg.handlers[:] = [handler]
+        lg.propagate = False
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _default_threads() -> int:
+    # Half the cores: torch's OpenMP pool spin-waits, and oversubscribing a small machine
+    # (two campaigns, or a campaign beside a test run) was measured 40x slower on 2 cores.
+    env = os.environ.get("DISCOVERY_THREADS")
+    return int(env) if env else max(1, (os.cpu_count() or 2) // 2)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _load(config: Path):
+    try:
+        return load_config(config)
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+
+
+def _set_threads(threads: int) -> None:
+    from discovery.engine.threads import limit_threads
+
+    limit_threads(threads or _default_threads())
+
+
+def _open(directory: Path):
+    from discovery.frontends.status import open_campaign
+
+    try:
+        return open_campaign(directory)
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="Campaign YAML."),
+    directory: Path = typer.Option(..., "--dir", "-d", help="Campaign directory (created)."),
+    progress: bool = typer.Option(True, help="Progress bars (only shown on a terminal)."),
+    threads: int = typer.Option(
+        0, min=0, help="CPU threads for torch; 0 = $DISCOVERY_THREADS or half the cores."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run (or resume) a campaign; prints the summary table at the end."""
+    _setup_logging(verbose)
+    cfg = _load(config)
+    try:
+        # Fail on bad reference specs before anything is created.
+        from discovery.domain.reference_structures import reference_records
+
+        reference_records(cfg.elements, cfg.references.known)
+    except (KeyError, ValueError) as e:
+        message = e.args[0] if e.args else str(e)  # str() of a KeyError adds quotes
+        raise _fail(f"invalid value in 'references.known': {message}") from None
+    from discovery.engine.progress import StageProgress
+    from discovery.engine.round_loop import run_campaign
+
+    _set_threads(threads)
+
+    try:
+        run_campaign(cfg, directory, StageProgress(None if progress else False, console=err))
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+    _print_status(directory)
+    out.print(
+        f"\nresults: {directory}  (store campaign.db, MLflow `discovery ui {directory}`, "
+        f"shortlist `discovery export {directory} --format csv --out shortlist.csv`)"
+    )
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _print_status(directory: Path) -> None:
+    from discovery.frontends.status import (
+        counts,
+        guard_warnings,
+        open_campaign,
+        round_columns,
+        round_rows,
+        top_candidates,
+    )
+
+    camp = open_campaign(directory)
+    columns = round_columns(camp)
+    table = Table(title=f"campaign {camp.config.name} ({' -> '.join(camp.fidelities)})")
+    for header in columns.values():
+        table.add_column(header, justify="right")
+    for row in round_rows(camp):
+        table.add_row(*(_fmt(row.get(c)) for c in columns))  # dict keys: metric names
+    out.print(table)
+    top = top_candidates(camp)
+    if top:
+        t2 = Table(title="top candidates (lowest energy above hull)")
+        for col in top[0]:
+            t2.add_column(col)
+        for row in top:
+            t2.add_row(*(_fmt(v) for v in row.values()))
+        out.print(t2)
+    out.print(" ".join(f"{k}={v}" for k, v in sorted(counts(camp).items())))
+    for text in guard_warnings(camp):
+        out.print(f"[bold yellow]warning[/]: {text}")
+
+
+@app.command()
+def status(directory: Path = typer.Argument(..., help="Campaign directory.")) -> None:
+    """Rounds, counts and the best candidates so far."""
+    _open(directory)
+    _print_status(directory)
+
+
+@app.command()
+def ui(
+    directory: Path = typer.Argument(..., help="Campaign directory."),
+    host: str = typer.Option("127.0.0.1", help="Bind address (localhost by default)."),
+    port: int = typer.Option(5000, help="Port."),
+) -> None:
+    """Serve the MLflow UI on this campaign's tracking store."""
+    from discovery.engine.round_loop import tracking_uri
+
+    camp = _open(directory)
+    uri = tracking_uri(camp.config, directory)
+    if not uri.startswith("sqlite:"):
+        out.print(f"this campaign tracks to {uri}; open that server's UI")
+        return
+    cmd = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", uri,
+        "--default-artifact-root", (directory / "mlartifacts").resolve().as_uri(),
+        "--host", host, "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    err.print(f"MLflow UI for {camp.config.name}: http://{host}:{port}")
+    try:
+        raise typer.Exit(subprocess.call(cmd))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@review_app.command("list")
+def review_list(
+    directory: Path = typer.Argument(..., help="Campaign directory."),
+    status_: QueueStatus | None = typer.Option(None, "--status", help="Only this state."),
+) -> None:
+    """The review queue with hull distances and provenance."""
+    from discovery.engine.shortlist import shortlist
+
+    camp = _open(directory)
+    status_value = status_.value if status_ else None
+    items = shortlist(camp.db, camp.campaign_id, camp.fidelities, status_value)
+    table = Table(title=f"review queue of {camp.config.name}")
+    cols = ("id", "formula", "spacegroup", "e_form_sim", "e_above_hull", "fidelity",
+            "e_hull_pred", "round", "parent", "review_status", "reviewer",
+            "review_note")  # fmt: skip
+    for c in cols:
+        table.add_column(c)
+    for row, _ in items:
+        table.add_row(*(_fmt(row[c]) for c in cols))
+    out.print(table)
+    if not items:
+        out.print("the queue is empty")
+
+
+def _decide(
+    directory: Path, candidates: list[str], decision: str, reviewer: str, note: str
+) -> None:
+    from discovery.engine.review_queue import ReviewError, decide_many
+
+    camp = _open(directory)
+    try:
+        recs = decide_many(camp.db, camp.campaign_id, candidates, decision, reviewer, note)
+    except ReviewError as e:
+        raise _fail(str(e)) from None
+    for rec in recs:
+        out.print(f"{rec.candidate}: {rec.decision} by {rec.reviewer} at {rec.at:%Y-%m-%d %H:%M}")
+
+
+@review_app.command()
+def approve(
+    directory: Path = typer.Argument(...),
+    candidates: list[str] = typer.Argument(
+        ..., help="Candidate ids, e.g. r1-sub-0003 (one or more)."
+    ),
+    reviewer: str = typer.Option(..., "--reviewer", help="Your name."),
+    note: str = typer.Option("", "--note"),
+) -> None:
+    """Approve queued candidates (several at once: all or none)."""
+    _decide(directory, candidates, "approved", reviewer, note)
+
+
+@review_app.command()
+def reject(
+    directory: Path = typer.Argument(...),
+    candidates: list[str] = typer.Argument(..., help="Candidate ids (one or more)."),
+    reviewer: str = typer.Option(..., "--reviewer", help="Your name."),
+    note: str = typer.Option("", "--note"),
+) -> None:
+    """Reject queued candidates (several at once: all or none)."""
+    _decide(directory, candidates, "rejected", reviewer, note)
+
+
+@review_app.command("comment")
+def review_comment(
+    directory: Path = typer.Argument(...),
+    candidate: str = typer.Argument(..., help="Candidate id."),
+    reviewer: str = typer.Option(..., "--reviewer", help="Your name."),
+    note: str = typer.Option(..., "--note", help="The comment."),
+) -> None:
+    """Add a comment to a candidate's history without changing its review status."""
+    from discovery.engine.review_queue import ReviewError, comment
+
+    camp = _open(directory)
+    try:
+        rec = comment(camp.db, camp.campaign_id, candidate, reviewer, note)
+    except ReviewError as e:
+        raise _fail(str(e)) from None
+    out.print(f"{rec.candidate}: comment by {rec.reviewer} at {rec.at:%Y-%m-%d %H:%M}")
+
+
+@review_app.command("history")
+def review_history(
+    directory: Path = typer.Argument(...),
+    candidate: str = typer.Argument(..., help="Candidate id."),
+) -> None:
+    """Decisions and comments on a candidate, oldest first."""
+    from discovery.engine.review_queue import history
+
+    camp = _open(directory)
+    table = Table(title=f"history of {candidate}")
+    for c in ("at (UTC)", "decision", "reviewer", "note"):
+        table.add_column(c)
+    for rec in history(camp.db, camp.campaign_id, candidate):
+        table.add_row(f"{rec.at:%Y-%m-%d %H:%M:%S}", rec.decision, rec.reviewer, rec.note)
+    out.print(table)
+
+
+@app.command()
+def serve(
+    directory: Path = typer.Argument(..., help="Campaign directory."),
+    host: str = typer.Option("127.0.0.1", help="Bind address (localhost by default)."),
+    port: int = typer.Option(8000, help="Port."),
+    token: str | None = typer.Option(
+        None, help="Token for write actions; default $DISCOVERY_TOKEN, else a random one."
+    ),
+    mlflow_url: str = typer.Option(
+        "http://127.0.0.1:5000", help="Where `discovery ui` serves MLflow, for run links."
+    ),
+) -> None:
+    """Serve the review web app on this campaign's store."""
+    import uvicorn
+
+    from discovery.frontends.web import create_app
+    from discovery.frontends.web.auth import TOKEN_ENV, resolve_token
+
+    _setup_logging(False)
+    camp = _open(directory)
+    camp.db.dispose()
+    write_token, generated = resolve_token(token)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s: anyone who can reach this address can read the campaign", host)
+    web = create_app(directory, write_token, mlflow_url)
+    err.print(f"review app for {camp.config.name}: http://{host}:{port}", highlight=False)
+    if generated:
+        err.print(
+            f"review token (needed to approve, reject, comment): {write_token}", highlight=False
+        )
+    else:
+        err.print(f"review token: from --token or ${TOKEN_ENV}", highlight=False)
+    uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def export(
+    directory: Path = typer.Argument(..., help="Campaign directory."),
+    fmt: ExportFormat = typer.Option(
+        ExportFormat.csv, "--format", help="csv, json, cif (zip with a manifest) or extxyz."
+    ),
+    out_path: Path = typer.Option(..., "--out", help="Output file."),
+    status_: QueueStatus | None = typer.Option(None, "--status", help="Only this review state."),
+) -> None:
+    """Write the shortlist with provenance."""
+    from discovery.engine.shortlist import shortlist, write_export
+
+    camp = _open(directory)
+    status_value = status_.value if status_ else None
+    items = shortlist(camp.db, camp.campaign_id, camp.fidelities, status_value)
+    write_export(items, fmt.value, out_path)
+    out.print(f"wrote {len(items)} candidates to {out_path}")
+
+
+@app.command()
+def tune(
+    config: Path = typer.Argument(..., help="The campaign YAML."),
+    directory: Path = typer.Option(..., "--dir", "-d", help="Its campaign dir (the data)."),
+    trials: int = typer.Option(20, min=1, help="Total trials the study should reach."),
+    epochs: int = typer.Option(0, min=0, help="Max epochs per trial; 0 = the config's."),
+    out_path: Path | None = typer.Option(None, "--out", help="Default: DIR/best-model.yaml."),
+    threads: int = typer.Option(0, min=0, help="CPU threads for torch; 0 = half the cores."),
+) -> None:
+    """Tune the crystal GNN on a campaign's validated data (Optuna, resumable, pruned)."""
+    _setup_logging(False)
+    cfg = _load(config)
+    camp = _open(directory)
+    if camp.config.name != cfg.name:
+        raise _fail(f"{directory} holds campaign {camp.config.name!r}, not {cfg.name!r}")
+    from discovery.frontends.tuning import tune as run_tuning
+
+    _set_threads(threads)
+    try:
+        result = run_tuning(camp, trials, out_path or directory / "best-model.yaml", epochs or None)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    out.print(
+        f"{result.trials_done} trials; best validation MAE {result.best_val_mae:.4f} eV/atom; "
+        f"settings written to {result.output} (use `include: [{result.output.name}]`)",
+        markup=False,
+    )
+
+
+@app.command("config-reference")
+def config_reference() -> None:
+    """Print the config reference table (Markdown) that the README embeds."""
+    from discovery.frontends.config_reference import markdown
+
+    out.print(markdown(), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def prototypes() -> None:
+    """List the built-in prototype structures."""
+    from discovery.domain.generation.prototypes import prototypes as protos
+
+    for p in protos():
+        out.print(f"{p.name:<22} {p.spacegroup:<10} {'ionic' if p.ionic else 'metallic'}")
+
+
+@app.command()
+def validate(config: Path = typer.Argument(..., help="Campaign YAML.")) -> None:
+    """Check a campaign config without running anything."""
+    cfg = _load(config)
+    out.print(f"{config}: ok ({cfg.name}, {', '.join(cfg.chemical_systems)})")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,144 @@
+"""Read-only views of a campaign: per-round metrics and the best candidates so far."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from discovery.config import CampaignConfig, ConfigError, load_config
+from discovery.domain.records import RungMetricKeys
+from discovery.engine.round_loop import CONFIG_FILENAME, store_url
+from discovery.store import Campaign, Candidate, Database, HullResult, ReviewItem, Round
+from discovery.store.queries import deciding_hull_results
+
+# metric key -> column header of the summary table
+ROUND_COLUMNS = {
+    "round": "round", "stage": "stage", "unique": "new", "validated": "validated",
+    "converged": "conv.", "failed": "failed", "stable": "stable", "hit_rate": "hit rate",
+    "mae_before_retrain": "MAE pre (eV/at)", "holdout_mae": "MAE held-out",
+    "validated_chemsys": "systems", "queued": "queued", "wall_s": "wall (s)",
+}  # fmt: skip
+
+
+def round_columns(camp: OpenCampaign) -> dict[str, str]:
+    """ROUND_COLUMNS plus, on a fidelity ladder, what each higher rung did with its picks."""
+    columns = dict(ROUND_COLUMNS)
+    wall = columns.pop("wall_s")
+    fids = camp.fidelities
+    for below, fidelity in zip(fids, fids[1:], strict=False):
+        keys = RungMetricKeys.of(below, fidelity)
+        columns[keys.promoted] = f"to {keys.rung}"
+        columns[keys.stable] = f"stable {keys.rung}"
+        columns[keys.agreement_mae] = f"MAE {keys.below}/{keys.rung}"
+    columns["wall_s"] = wall
+    return columns
+
+
+def guard_warnings(camp: OpenCampaign) -> list[str]:
+    """The collapse guards' warnings of every round, oldest first (see discovery.domain.collapse_guards)."""
+    return [
+        f"round {row['round']}: {text}"
+        for row in round_rows(camp)
+        for text in row.get("guard_warnings") or []
+    ]
+
+
+@dataclass
+class OpenCampaign:
+    config: CampaignConfig
+    directory: Path
+    db: Database
+    campaign_id: int
+
+    @property
+    def fidelity(self) -> str:
+        return self.config.simulator.fidelity
+
+    @property
+    def fidelities(self) -> list[str]:
+        """Every rung's fidelity, cheapest first."""
+        return [sim.fidelity for sim in self.config.ladder]
+
+
+def open_campaign(directory: str | Path) -> OpenCampaign:
+    directory = Path(directory)
+    saved = directory / CONFIG_FILENAME
+    if not saved.is_file():
+        raise ConfigError(f"no campaign in {directory} (missing {CONFIG_FILENAME})")
+    config = load_config(saved)
+    db = Database(store_url(config, directory))
+    with db.session() as session:
+        cid = session.scalar(select(Campaign.id).where(Campaign.name == config.name))
+    if cid is None:
+        raise ConfigError(f"campaign {config.name!r} has not started in {directory}")
+    return OpenCampaign(config, directory, db, cid)
+
+
+def round_rows(camp: OpenCampaign) -> list[dict[str, Any]]:
+    with camp.db.session() as session:
+        rounds = session.scalars(
+            select(Round).where(Round.campaign_id == camp.campaign_id).order_by(Round.index)
+        ).all()
+        return [{"round": r.index, "stage": r.stage, **(r.metrics or {})} for r in rounds]
+
+
+def top_candidates(camp: OpenCampaign, n: int = 10) -> list[dict[str, Any]]:
+    """Validated candidates with the lowest energy above the first rung's latest hull; where a
+    higher rung of the ladder computed one, its verdict is shown and named in `fidelity`."""
+    with camp.db.session() as session:
+        latest = session.scalar(
+            select(func.max(HullResult.round_index)).where(HullResult.fidelity == camp.fidelity)
+        )
+        if latest is None:
+            return []
+        rows = session.execute(
+            select(Candidate, HullResult, ReviewItem.status)
+            .join(HullResult, HullResult.candidate_id == Candidate.id)
+            .outerjoin(ReviewItem, ReviewItem.candidate_id == Candidate.id)
+            .where(
+                Candidate.campaign_id == camp.campaign_id,
+                Candidate.is_reference.is_(False),
+                HullResult.round_index == latest,
+                HullResult.fidelity == camp.fidelity,
+            )
+            .order_by(HullResult.e_above_hull, Candidate.id)
+            .limit(n)
+        ).all()
+        deciding = deciding_hull_results(session, [c.id for c, _, _ in rows], camp.fidelities)
+        return [
+            {
+                "id": c.uid,
+                "formula": c.reduced_formula,
+                "origin": c.parent or c.origin,
+                "e_form": deciding[c.id].e_form_per_atom,
+                "e_above_hull": deciding[c.id].e_above_hull,
+                "stable": deciding[c.id].stable,
+                "fidelity": deciding[c.id].fidelity,
+                "review": status or "-",
+            }
+            for c, _, status in rows
+        ]
+
+
+def counts(camp: OpenCampaign) -> dict[str, int]:
+    with camp.db.session() as session:
+        by_status = dict(
+            session.execute(
+                select(Candidate.status, func.count())
+                .where(Candidate.campaign_id == camp.campaign_id)
+                .group_by(Candidate.status)
+            ).all()
+        )
+        queue = dict(
+            session.execute(
+                select(ReviewItem.status, func.count())
+                .join(Candidate, Candidate.id == ReviewItem.candidate_id)
+                .where(Candidate.campaign_id == camp.campaign_id)
+                .group_by(ReviewItem.status)
+            ).all()
+        )
+    return {**{f"candidates_{k}": v for k, v in by_status.items()},
+            **{f"review_{k}": v for k, v in queue.items()}}  # fmt: skip

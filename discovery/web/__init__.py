@@ -1,5 +1,0 @@
-"""The review web app (`discovery serve DIR`)."""
-
-from discovery.web.app import create_app
-
-__all__ = ["create_app"]
