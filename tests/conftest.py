@@ -30,15 +30,20 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess
 
 @pytest.fixture(scope="module")
 def single_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared, busy machine OpenMP
-    oversubscription slows them by orders of magnitude. Use with
+    """One torch thread and one BLAS thread for a test module. Tiny models gain nothing from
+    intra-op threads, and on a shared, busy machine oversubscription slows them by orders of
+    magnitude (a 2-second fit took over a minute; OpenBLAS threads spinning made the cell
+    filter's small matrix exponentials many times slower). Use with
     `pytestmark = pytest.mark.usefixtures("single_thread")`."""
     import torch
+    from threadpoolctl import threadpool_limits
 
+    limits = threadpool_limits(1)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+    limits.restore_original_limits()
 
 
 @pytest.fixture(scope="session")

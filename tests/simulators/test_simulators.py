@@ -25,6 +25,9 @@ from simulators.calculators import elements_supported
 from simulators.magnetism import set_initial_moments
 from simulators.sanity import _pair_distances, out_of_time, too_close
 
+# Tiny models and small cells: one torch and one BLAS thread (see conftest.single_thread).
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 FCC = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
 LIMNO2_CIF = Path("/work/shared/data/structures/chgnet/mp-18767-LiMnO2.cif")
 TIGHT = RelaxSettings(fmax=1e-3)
@@ -91,21 +94,6 @@ HELPER_MODULE = textwrap.dedent(
     '''
 )
 HELPERS = "simtest_helper_calcs"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread_each():
-    # Two cores shared with other work: one torch thread, and one BLAS thread, because
-    # OpenBLAS threads spinning against a loaded machine made FrechetCellFilter's small
-    # matrix exponentials many times slower.
-    from threadpoolctl import threadpool_limits
-
-    limits = threadpool_limits(1)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-    limits.restore_original_limits()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -23,6 +23,9 @@ from models import (
 from models.graphs import collate, graphs_for
 from models.splits import grouped_split
 
+# Tiny models and small cells: one torch and one BLAS thread (see conftest.single_thread).
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 SMALL = GNNSettings(cutoff=4.0, hidden=32, layers=2, n_rbf=16)
 QUICK = TrainSettings(epochs=30, lr=3e-3, batch_size=8, val_fraction=0.0)
 ATOL = {"float32": 1e-5, "float64": 1e-10}
@@ -64,16 +67,6 @@ def energy(model: CrystalGNN, structure: Structure) -> torch.Tensor:
 
 def predictions(ensemble: Ensemble, structures: list[Structure]) -> np.ndarray:
     return np.array([[p.mean, p.std] for p in ensemble.predict(structures)])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared, busy machine OpenMP
-    oversubscription made a 2-second fit take over a minute."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -18,19 +18,12 @@ from models import (
 )
 from models.graphs import collate
 
+# Tiny models and small cells: one torch and one BLAS thread (see conftest.single_thread).
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 SMALL = CompositionSettings(hidden=32, layers=2)
 FORMULAS = ["LiF", "NaCl", "MgO", "Al2O3", "SiO2", "CaTiO3", "Fe2O3", "ZnS", "GaAs", "Cu"]
 TARGETS = [-3.2, -2.1, -3.0, -3.4, -3.0, -3.5, -1.7, -1.0, -0.4, 0.0]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared, busy machine OpenMP
-    oversubscription slows them by orders of magnitude."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def energy(model: CompositionNet, graphs) -> torch.Tensor:
