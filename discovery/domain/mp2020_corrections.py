@@ -2,7 +2,8 @@
 
 Matbench Discovery puts a model's total energy on MP's scale by giving it to pymatgen's
 `MaterialsProject2020Compatibility` in place of the DFT energy, then takes formation
-energies against MP's elemental reference entries (`discovery.domain.mp_elemental_references`). Its WBM
+energies against MP's elemental reference entries
+(`discovery.domain.mp_elemental_references`). Its WBM
 entries carry the VASP parameters of the real calculation; a generated candidate has none,
 so they are reconstructed here from MP's own input-set rule: GGA+U with MP's U values when
 the structure holds O or F together with one of Co, Cr, Fe, Mn, Mo, Ni, V, W, plain GGA

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from discovery.domain.reference_structures import reference_records
 from discovery.engine.context import CampaignContext
-from discovery.engine.stages.validate import pending, relax_and_record
+from discovery.engine.relaxation import pending, relax_and_record
 from discovery.store import Candidate
 from discovery.store.convert import candidate_row
 
@@ -47,7 +47,7 @@ def ensure_references(ctx: CampaignContext) -> None:
 def _near_the_hull_below(ctx: CampaignContext, session, ids: list[int], rung: int) -> list[int]:
     """The references worth an expensive rung: those on or near the rung-below hull. A bcc
     polymorph 0.5 eV/atom above fcc will not become an element's ground state in DFT."""
-    from discovery.engine.stages.hull import current_hull
+    from discovery.engine.campaign_hull import current_hull
 
     hull, e_form = current_hull(ctx, session, rung - 1)
     margin = ctx.config.ladder[rung].promote_max_e_above_hull

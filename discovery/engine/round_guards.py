@@ -1,4 +1,5 @@
-"""The numbers behind discovery.domain.collapse_guards, read from the store after each round's training."""
+"""The numbers behind discovery.domain.collapse_guards, read from the store after each round's
+training."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pymatgen.core import Composition
 from sqlalchemy import select
 
 from discovery.domain.collapse_guards import diversity, guard_warnings
+from discovery.engine.campaign_hull import current_hull, formation_energies
 from discovery.engine.context import CampaignContext
-from discovery.engine.stages.hull import current_hull, formation_energies
 from discovery.store import Calculation, Candidate, Round
 from discovery.store.convert import structure_from_json
 

@@ -12,13 +12,13 @@ from sqlalchemy import select
 
 from discovery.config import CampaignConfig, ConfigError, dump_config, load_config
 from discovery.engine import reference_set as references
+from discovery.engine.campaign_hull import formation_energies
 from discovery.engine.context import CampaignContext
 from discovery.engine.parity_plot import parity_plot
 from discovery.engine.progress import StageProgress
 from discovery.engine.shortlist import shortlist, write_export
 from discovery.engine.stages import generate, hull, learn, promote, review, screen, validate
 from discovery.engine.stages import select as select_stage
-from discovery.engine.stages.hull import formation_energies
 from discovery.engine.tracking import Tracker, default_tracking_uri
 from discovery.store import Calculation, Campaign, Database, ModelVersion, Prediction, Round
 from discovery.store.database import default_store_url

@@ -74,7 +74,8 @@ class RoundResult:
     stable_chemsys: int  # distinct chemical systems among everything stable found so far
     stable_elements: int
     wall_s: float
-    # What the campaign's collapse guards (discovery.domain.collapse_guards) would say after this round.
+    # What the campaign's collapse guards (discovery.domain.collapse_guards) would say after
+    # this round.
     guard_warnings: list[str] = field(default_factory=list)
 
 

@@ -38,7 +38,8 @@ def round_columns(camp: OpenCampaign) -> dict[str, str]:
 
 
 def guard_warnings(camp: OpenCampaign) -> list[str]:
-    """The collapse guards' warnings of every round, oldest first (see discovery.domain.collapse_guards)."""
+    """The collapse guards' warnings of every round, oldest first (see
+    discovery.domain.collapse_guards)."""
     return [
         f"round {row['round']}: {text}"
         for row in round_rows(camp)

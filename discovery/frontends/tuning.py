@@ -17,8 +17,8 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from discovery.engine.ensembles import settings_for, training_set
 from discovery.engine.round_loop import tracking_uri
-from discovery.engine.stages.learn import settings_for, training_set
 from discovery.engine.tracking import Tracker
 from discovery.frontends.status import OpenCampaign
 

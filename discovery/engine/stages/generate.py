@@ -11,10 +11,10 @@ from sqlalchemy import select
 from discovery.domain.generation.dedup import SEP, Deduplicator, coarse_prefix
 from discovery.domain.generation.user_structures import load_structures
 from discovery.engine import faults
+from discovery.engine.campaign_hull import current_hull
 from discovery.engine.candidate_generation import generate_candidates
 from discovery.engine.context import CampaignContext
-from discovery.engine.stages.hull import current_hull
-from discovery.engine.stages.learn import latest_model, load_ensemble
+from discovery.engine.ensembles import latest_model, load_ensemble
 from discovery.store import Candidate
 from discovery.store.convert import candidate_row, structure_from_json
 from discovery.store.queries import bucket_query

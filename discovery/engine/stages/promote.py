@@ -9,9 +9,9 @@ import numpy as np
 from sqlalchemy import select
 
 from discovery.domain.records import RungMetricKeys
+from discovery.engine.campaign_hull import current_hull, record_hull
 from discovery.engine.context import CampaignContext
-from discovery.engine.stages.hull import current_hull, record_hull
-from discovery.engine.stages.validate import relax_and_record
+from discovery.engine.relaxation import relax_and_record
 from discovery.store import Calculation, Candidate, HullResult
 
 log = logging.getLogger(__name__)

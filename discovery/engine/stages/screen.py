@@ -8,9 +8,9 @@ from pymatgen.core import Composition
 from sqlalchemy import select
 
 from discovery.engine import faults
+from discovery.engine.campaign_hull import current_hull
 from discovery.engine.context import CampaignContext
-from discovery.engine.stages.hull import current_hull
-from discovery.engine.stages.learn import latest_model, load_ensemble
+from discovery.engine.ensembles import latest_model, load_ensemble
 from discovery.store import Candidate, Prediction
 from discovery.store.cached_graphs import StoreGraphCache
 from discovery.store.convert import structure_from_json

@@ -1,10 +1,10 @@
 """A campaign SIGKILLed inside any stage resumes to the store an uninterrupted run makes,
 redoing nothing it had committed.
 
-Each kill is placed by `discovery.engine.faults` (DISCOVERY_FAULT=<stage>:<n>:<round>): the `discovery
-run` process SIGKILLs itself at a known point inside the stage (rows flushed but not committed,
-or mid-training, or after the n-th committed relaxation), so every case dies mid-stage, never
-between stages, without sleeping and hoping.
+Each kill is placed by `discovery.engine.faults` (DISCOVERY_FAULT=<stage>:<n>:<round>): the
+`discovery run` process SIGKILLs itself at a known point inside the stage (rows flushed but not
+committed, or mid-training, or after the n-th committed relaxation), so every case dies mid-stage,
+never between stages, without sleeping and hoping.
 
 Every case would repeat the references and round 0 before reaching its kill, so they start
 instead from a copy of one campaign stopped after round 0 (a 1-round run that the 2-round
@@ -30,7 +30,7 @@ from discovery.engine.round_loop import STAGE_ORDER
 
 ROUNDS = 2
 KILL_ROUND = 1  # round 0 has no model, so nothing to screen: round 1 runs every stage
-# (stage, n): killed at the n-th fault point of that stage in round 1 (see discovery/engine/faults.py)
+# (stage, n): killed at the n-th fault point of that stage in round 1 (discovery/engine/faults.py)
 KILLS = [
     ("generated", 1),  # the round's candidates flushed, not committed
     ("screened", 1),  # the predictions flushed, not committed
