@@ -350,9 +350,10 @@ def validated_diversity(campaign_dir: Path) -> list[dict]:
     """The same counts among the candidates a finished campaign validated, per round."""
     from sqlalchemy import select
 
-    from discovery.store import Calculation, Candidate, Database, default_store_url
+    from discovery.engine.campaign_directory import STORE_FILE
+    from discovery.store import Calculation, Candidate, Database
 
-    db = Database(default_store_url(campaign_dir), create=False)
+    db = Database(f"sqlite:///{(campaign_dir / STORE_FILE).resolve()}", create=False)
     per_round: dict[int, list[Candidate]] = {}
     with db.session() as session:
         rows = session.execute(

@@ -26,9 +26,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from discovery.config import load_config  # noqa: E402
+from discovery.engine.campaign_directory import open_campaign  # noqa: E402
 from discovery.engine.progress import StageProgress  # noqa: E402
 from discovery.engine.round_loop import run_campaign  # noqa: E402
-from discovery.frontends.status import open_campaign, round_rows  # noqa: E402
+from discovery.frontends.status import round_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -1,48 +1,29 @@
-"""Everything a stage needs, built once per `discovery run`."""
+"""Everything a stage needs, built once per `discovery run`: the open campaign plus its
+tracker, progress display, simulators and executor."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 from sqlalchemy import select
 
-from discovery.config import CampaignConfig
+from discovery.engine.campaign_directory import OpenCampaign
+from discovery.engine.executors import Executor, SimulatorSpec, cached_simulator, executor_for
 from discovery.engine.progress import StageProgress
 from discovery.engine.tracking import Tracker
-from discovery.store import Calculation, Candidate, Database, Round
+from discovery.store import Calculation, Candidate, Round
 from discovery.store.queries import validated_pairs
 
 
 @dataclass
-class CampaignContext:
-    config: CampaignConfig
-    directory: Path
-    db: Database
-    tracker: Tracker
-    campaign_id: int
-    progress: StageProgress
-    _simulators: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def fidelity(self) -> str:
-        """The first rung's: the fidelity the model learns from and the screen ranks by."""
-        return self.config.simulator.fidelity
-
-    @property
-    def fidelities(self) -> list[str]:
-        """Every rung's fidelity, cheapest first."""
-        return [sim.fidelity for sim in self.config.ladder]
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.directory / "checkpoints"
+class CampaignContext(OpenCampaign):
+    tracker: Tracker = field(kw_only=True)
+    progress: StageProgress = field(kw_only=True)
 
     def simulator_spec(self, relax_cell: bool, rung: int = 0):
         """One rung's simulator as a picklable recipe, for executors in other processes."""
         # Imported here so that `discovery status` and friends never load torch models.
-        from discovery.engine.executors import SimulatorSpec
         from simulators import RelaxSettings
 
         sim = self.config.ladder[rung]
@@ -62,24 +43,19 @@ class CampaignContext:
     def simulator_for(self, rung: int, relax_cell: bool):
         """The simulator of one rung, built once per run; molecules in a box (relax_cell
         False) get a fixed-cell twin so that the cell does not shrink around them."""
-        key = (rung, relax_cell and self.config.ladder[rung].relax_cell)
-        if key not in self._simulators:
-            self._simulators[key] = self.simulator_spec(key[1], rung).build()
-        return self._simulators[key]
+        return cached_simulator(
+            self.simulator_spec(relax_cell and self.config.ladder[rung].relax_cell, rung)
+        )
 
     @cached_property
-    def executor(self):
-        """The executor the config asks for (None: relax in this process). Built on first
-        use: a ladder whose every rung is batched never starts one."""
-        if self.config.executor.kind == "inline":
-            return None
-        from discovery.engine.executors import executor_for
-
+    def executor(self) -> Executor:
+        """The executor the config asks for. Built on first use: a ladder whose every rung
+        is batched never starts one."""
         return executor_for(self.config.executor)
 
     def close(self) -> None:
         """Release what the run started: a Dask cluster must not outlive the campaign."""
-        if self.__dict__.get("executor") is not None:  # only if it was ever built
+        if "executor" in self.__dict__:  # only if it was ever built
             self.executor.close()
 
     @property

@@ -1,5 +1,6 @@
-"""Where relaxations run: in the campaign's own process, in a pool of local worker
-processes, or as tasks on a Dask cluster.
+"""Where relaxations run: in the campaign's own process (`InlineExecutor`), in a pool of local
+worker processes (`PoolExecutor`), or as tasks on a Dask cluster (`DaskExecutor`); each is an
+`Executor`.
 
 All yield ``(input index, RelaxResult)`` in the order results exist, so the validate stage
 commits each one as it arrives whichever executor ran it. Every structure is one task; a
@@ -18,11 +19,14 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pymatgen.core import Structure
 
 from discovery.config import ConfigError
+
+if TYPE_CHECKING:
+    from simulators import RelaxResult, Simulator
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +58,50 @@ class SimulatorSpec:
         return Simulator(self.name, self.settings, device=self.device, options=dict(self.options))
 
 
-# One simulator per spec per worker process: loading a potential's weights once, not per task.
+# One simulator per spec per process: loading a potential's weights once, not per task.
 _SIMULATORS: dict[bytes, Any] = {}
 
 
-def relax_one(spec: SimulatorSpec, structure: Structure):
-    """A Dask task: relax one structure with the spec's simulator (cached in this process)."""
+def cached_simulator(spec: SimulatorSpec) -> Simulator:
+    """The spec's simulator, built once in this process."""
     key = pickle.dumps(spec)
     simulator = _SIMULATORS.get(key)
     if simulator is None:
         simulator = _SIMULATORS[key] = spec.build()
-    return simulator.relax(structure)
+    return simulator
+
+
+def relax_one(spec: SimulatorSpec, structure: Structure):
+    """A Dask task: relax one structure with the spec's simulator (cached in this process)."""
+    return cached_simulator(spec).relax(structure)
+
+
+class Executor(Protocol):
+    """Runs relaxations somewhere and yields each result as soon as it exists."""
+
+    def relax_as_completed(
+        self, spec: SimulatorSpec, structures: Sequence[Structure]
+    ) -> Iterator[tuple[int, RelaxResult]]:
+        """``(input index, result)`` pairs in the order results exist."""
+        ...
+
+    def close(self) -> None:
+        """Release workers, clusters or pools the executor started."""
+        ...
+
+
+class InlineExecutor:
+    """Relaxations one after another in this process (the toy world, tests, debugging): no
+    worker to start, and a crash is an ordinary traceback. A structure that fails to relax
+    is still a failed result, as the simulator reports it."""
+
+    def relax_as_completed(
+        self, spec: SimulatorSpec, structures: Sequence[Structure]
+    ) -> Iterator[tuple[int, RelaxResult]]:
+        return cached_simulator(spec).relax_as_completed(structures)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 # Within this distance of each other, atoms are an edge of the potential's graph (CHGNet's
@@ -136,10 +173,10 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def executor_for(ex):
-    """The executor the `executor` config section asks for; None: relax in this process."""
+def executor_for(ex) -> Executor:
+    """The executor the `executor` config section asks for."""
     if ex.kind == "inline":
-        return None
+        return InlineExecutor()
     if ex.kind == "pool":
         return PoolExecutor(ex.workers or default_workers(), ex.retries)
     if ex.kind == "dask":

@@ -78,12 +78,12 @@ def relax_and_record(
             structures = starting_structures(ctx, session, ids, rung)
         # A batched rung relaxes in this process (its batch is its parallelism); the
         # others, a DFT rung above it say, still go to the executor.
-        if not cfg.batched and ctx.executor is not None:
+        if cfg.batched:
+            sim = ctx.simulator_for(rung, relax_cell)
+            results = sim.relax_as_completed(structures, True, cfg.batch_size)
+        else:
             spec = ctx.simulator_spec(relax_cell and cfg.relax_cell, rung)
             results = ctx.executor.relax_as_completed(spec, structures)
-        else:
-            sim = ctx.simulator_for(rung, relax_cell)
-            results = sim.relax_as_completed(structures, cfg.batched, cfg.batch_size)
         for index, result in results:
             _record(ctx, ids[index], result, round_index, rung)
             n += 1

@@ -4,29 +4,25 @@ round, so `discovery run` on an existing campaign continues where it stopped."""
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from pathlib import Path
 
 from sqlalchemy import select
 
-from discovery.config import CampaignConfig, ConfigError, dump_config, load_config
+from discovery.config import CampaignConfig, dump_config
 from discovery.engine import reference_set as references
-from discovery.engine.campaign_hull import formation_energies
+from discovery.engine.campaign_directory import CampaignDirectory
 from discovery.engine.context import CampaignContext
-from discovery.engine.parity_plot import parity_plot
 from discovery.engine.progress import StageProgress
-from discovery.engine.shortlist import shortlist, write_export
+from discovery.engine.round_report import report_round
 from discovery.engine.stages import generate, hull, learn, promote, review, screen, validate
 from discovery.engine.stages import select as select_stage
-from discovery.engine.tracking import Tracker, default_tracking_uri
-from discovery.store import Calculation, Campaign, Database, ModelVersion, Prediction, Round
-from discovery.store.database import default_store_url
+from discovery.engine.tracking import Tracker
+from discovery.store import Campaign, Round
 from discovery.store.schema import utcnow
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILENAME = "campaign.yaml"
 STAGE_ORDER = (
     "started", "generated", "screened", "selected", "validated", "hull", "promoted",
     "trained", "reviewed", "done",
@@ -43,60 +39,26 @@ PIPELINE = (
 )
 
 
-def store_url(config: CampaignConfig, directory: Path) -> str:
-    return config.store.url or default_store_url(directory)
-
-
-def tracking_uri(config: CampaignConfig, directory: Path) -> str:
-    return config.tracking.uri or default_tracking_uri(directory)
-
-
-def _comparable(config: CampaignConfig) -> dict:
-    # Extending a campaign by more rounds is allowed; anything else would mix two campaigns.
-    data = config.model_dump(mode="json")
-    data.pop("rounds")
-    return data
-
-
-def prepare_directory(config: CampaignConfig, directory: Path) -> None:
-    """Create the campaign dir, or check that an existing one holds the same campaign."""
-    saved = directory / CONFIG_FILENAME
-    if saved.exists():
-        previous = load_config(saved)
-        if _comparable(previous) != _comparable(config):
-            raise ConfigError(
-                f"{directory} holds a different campaign ({previous.name}); "
-                "use a new --dir or the same config"
-            )
-    directory.mkdir(parents=True, exist_ok=True)
-    saved.write_text(dump_config(config))
-
-
 def open_context(
-    config: CampaignConfig, directory: Path, progress: StageProgress
+    config: CampaignConfig, location: CampaignDirectory, progress: StageProgress
 ) -> CampaignContext:
-    db = Database(store_url(config, directory))
+    """The campaign's store (created or upgraded) and tracker, ready for the stages."""
+    camp = location.open(config, read_only=False)
     tracker = Tracker(
-        tracking_uri(config, directory),
-        config.tracking.experiment or config.name,
-        directory / "mlartifacts",
+        location.tracking_uri(config), config.tracking.experiment or config.name,
+        location.artifact_dir,
+    )  # fmt: skip
+    return CampaignContext(
+        camp.config, camp.location, camp.db, camp.campaign_id, tracker=tracker, progress=progress
     )
-    with db.session() as session:
-        row = session.scalars(select(Campaign).where(Campaign.name == config.name)).first()
-        if row is None:
-            row = Campaign(name=config.name, config_yaml=dump_config(config))
-            session.add(row)
-            session.flush()
-        campaign_id = row.id
-    return CampaignContext(config, directory, db, tracker, campaign_id, progress)
 
 
 def run_campaign(
     config: CampaignConfig, directory: Path, progress: StageProgress | None = None
 ) -> CampaignContext:
-    directory = Path(directory)
-    prepare_directory(config, directory)
-    ctx = open_context(config, directory, progress or StageProgress())
+    location = CampaignDirectory(Path(directory))
+    location.prepare(config)
+    ctx = open_context(config, location, progress or StageProgress())
     with ctx.db.session() as session:
         camp = session.get(Campaign, ctx.campaign_id)
         camp.status = "running"
@@ -154,32 +116,7 @@ def _run_round(ctx: CampaignContext, r: int, parent_run: str) -> None:
 
 
 def _finish_round(ctx: CampaignContext, r: int, parent_run: str) -> None:
-    with ctx.db.session() as session:
-        row = ctx.round_row(session, r)
-        run_id, metrics, screen_model = row.mlflow_run_id, dict(row.metrics), row.screen_model
-        model = session.scalars(
-            select(ModelVersion).where(
-                ModelVersion.campaign_id == ctx.campaign_id, ModelVersion.round_index == r
-            )
-        ).first()
-        if model is not None:
-            model.mlflow_run_id = run_id
-        checkpoint = ctx.directory / model.checkpoint if model is not None else None
-        parity = _parity_data(ctx, session, r, screen_model)
-    ctx.tracker.log_metrics(run_id, metrics)
-    ctx.tracker.log_metrics(parent_run, metrics, step=r)
-    if metrics.get("guard_warnings"):
-        # A tag shows in the runs table of the UI, where a metric list cannot go.
-        ctx.tracker.client.set_tag(run_id, "guard_warnings", " | ".join(metrics["guard_warnings"]))
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        plot = parity_plot(*parity, f"round {r}: screen model {screen_model}", tmp / "parity.png")
-        ctx.tracker.log_artifact(run_id, plot)
-        items = shortlist(ctx.db, ctx.campaign_id, ctx.fidelities)
-        ctx.tracker.log_artifact(run_id, write_export(items, "csv", tmp / "shortlist.csv"))
-    if checkpoint is not None and checkpoint.exists():
-        ctx.tracker.log_artifact(run_id, checkpoint, "model")
-    ctx.tracker.finish(run_id)
+    metrics = report_round(ctx, r, parent_run)
     with ctx.db.session() as session:
         row = ctx.mark_stage(session, r, "done")
         row.finished_at = utcnow()
@@ -187,20 +124,3 @@ def _finish_round(ctx: CampaignContext, r: int, parent_run: str) -> None:
         "round %d: validated %s, stable %s, hit rate %.2f",
         r, metrics.get("validated"), metrics.get("stable"), metrics.get("hit_rate") or 0.0,
     )  # fmt: skip
-
-
-def _parity_data(ctx: CampaignContext, session, r: int, screen_model: str | None):
-    if screen_model is None:
-        return [], [], []
-    e_form = formation_energies(ctx.validated_pairs(session), ctx.config.simulator.formation_energy)
-    rows = session.execute(
-        select(Prediction.candidate_id, Prediction.e_form_mean, Prediction.e_form_std)
-        .join(Calculation, Calculation.candidate_id == Prediction.candidate_id)
-        .where(
-            Prediction.model_version == screen_model,
-            Calculation.round_index == r,
-            Calculation.fidelity == ctx.fidelity,
-        )
-    ).all()
-    rows = [(cid, m, s) for cid, m, s in rows if cid in e_form]
-    return [m for _, m, _ in rows], [e_form[c] for c, _, _ in rows], [s for _, _, s in rows]

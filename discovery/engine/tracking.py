@@ -17,13 +17,6 @@ from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 
-MLFLOW_DB = "mlflow.db"
-ARTIFACT_DIR = "mlartifacts"
-
-
-def default_tracking_uri(campaign_dir: Path) -> str:
-    return f"sqlite:///{(campaign_dir / MLFLOW_DB).resolve()}"
-
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     out: dict[str, str] = {}

@@ -84,7 +84,7 @@ def _set_threads(threads: int) -> None:
 
 
 def _open(directory: Path):
-    from discovery.frontends.status import open_campaign
+    from discovery.engine.campaign_directory import open_campaign
 
     try:
         return open_campaign(directory)
@@ -119,12 +119,13 @@ def run(
     _set_threads(threads)
 
     try:
-        run_campaign(cfg, directory, StageProgress(None if progress else False, console=err))
+        ctx = run_campaign(cfg, directory, StageProgress(None if progress else False, console=err))
     except ConfigError as e:
         raise _fail(str(e)) from None
     _print_status(directory)
     out.print(
-        f"\nresults: {directory}  (store campaign.db, MLflow `discovery ui {directory}`, "
+        f"\nresults: {directory}  (store {ctx.location.describe_store(cfg)}, "
+        f"MLflow `discovery ui {directory}`, "
         f"shortlist `discovery export {directory} --format csv --out shortlist.csv`)"
     )
 
@@ -141,13 +142,12 @@ def _print_status(directory: Path) -> None:
     from discovery.frontends.status import (
         counts,
         guard_warnings,
-        open_campaign,
         round_columns,
         round_rows,
         top_candidates,
     )
 
-    camp = open_campaign(directory)
+    camp = _open(directory)
     columns = round_columns(camp)
     table = Table(title=f"campaign {camp.config.name} ({' -> '.join(camp.fidelities)})")
     for header in columns.values():
@@ -182,17 +182,15 @@ def ui(
     port: int = typer.Option(5000, help="Port."),
 ) -> None:
     """Serve the MLflow UI on this campaign's tracking store."""
-    from discovery.engine.round_loop import tracking_uri
-
     camp = _open(directory)
-    uri = tracking_uri(camp.config, directory)
+    uri = camp.location.tracking_uri(camp.config)
     if not uri.startswith("sqlite:"):
         out.print(f"this campaign tracks to {uri}; open that server's UI")
         return
     cmd = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", uri,
-        "--default-artifact-root", (directory / "mlartifacts").resolve().as_uri(),
+        "--default-artifact-root", camp.location.artifact_dir.resolve().as_uri(),
         "--host", host, "--port", str(port), "--workers", "1",
     ]  # fmt: skip
     err.print(f"MLflow UI for {camp.config.name}: http://{host}:{port}")

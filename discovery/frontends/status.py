@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
-from discovery.config import CampaignConfig, ConfigError, load_config
 from discovery.domain.records import RungMetricKeys
-from discovery.engine.round_loop import CONFIG_FILENAME, store_url
-from discovery.store import Campaign, Candidate, Database, HullResult, ReviewItem, Round
+from discovery.engine.campaign_directory import OpenCampaign
+from discovery.store import Candidate, HullResult, ReviewItem, Round
 from discovery.store.queries import deciding_hull_results
 
 # metric key -> column header of the summary table
@@ -45,37 +42,6 @@ def guard_warnings(camp: OpenCampaign) -> list[str]:
         for row in round_rows(camp)
         for text in row.get("guard_warnings") or []
     ]
-
-
-@dataclass
-class OpenCampaign:
-    config: CampaignConfig
-    directory: Path
-    db: Database
-    campaign_id: int
-
-    @property
-    def fidelity(self) -> str:
-        return self.config.simulator.fidelity
-
-    @property
-    def fidelities(self) -> list[str]:
-        """Every rung's fidelity, cheapest first."""
-        return [sim.fidelity for sim in self.config.ladder]
-
-
-def open_campaign(directory: str | Path) -> OpenCampaign:
-    directory = Path(directory)
-    saved = directory / CONFIG_FILENAME
-    if not saved.is_file():
-        raise ConfigError(f"no campaign in {directory} (missing {CONFIG_FILENAME})")
-    config = load_config(saved)
-    db = Database(store_url(config, directory))
-    with db.session() as session:
-        cid = session.scalar(select(Campaign.id).where(Campaign.name == config.name))
-    if cid is None:
-        raise ConfigError(f"campaign {config.name!r} has not started in {directory}")
-    return OpenCampaign(config, directory, db, cid)
 
 
 def round_rows(camp: OpenCampaign) -> list[dict[str, Any]]:

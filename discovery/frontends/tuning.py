@@ -17,10 +17,9 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from discovery.engine.campaign_directory import OpenCampaign
 from discovery.engine.ensembles import settings_for, training_set
-from discovery.engine.round_loop import tracking_uri
 from discovery.engine.tracking import Tracker
-from discovery.frontends.status import OpenCampaign
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +135,9 @@ def tune(camp: OpenCampaign, trials: int, output: Path, epochs: int | None = Non
     log.info("study %s: %d trials done, %d to run", study.study_name, done, remaining)
     if remaining:
         tracker = Tracker(
-            tracking_uri(camp.config, camp.directory),
+            camp.location.tracking_uri(camp.config),
             camp.config.tracking.experiment or camp.config.name,
-            camp.directory / "mlartifacts",
+            camp.location.artifact_dir,
         )
         parent = study.user_attrs.get("mlflow_run_id")
         parent = tracker.start_parent(parent, "tune", {"trials": trials, "entries": len(ids)})

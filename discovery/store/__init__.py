@@ -1,6 +1,6 @@
 """The campaign store: SQLAlchemy tables plus the few queries every stage shares."""
 
-from discovery.store.database import Database, default_store_url
+from discovery.store.database import Database
 from discovery.store.schema import (
     Calculation,
     Campaign,
@@ -24,5 +24,4 @@ __all__ = [
     "ReviewDecision",
     "ReviewItem",
     "Round",
-    "default_store_url",
 ]

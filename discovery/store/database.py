@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from discovery.store.migrate import upgrade_to_head
-
-STORE_FILENAME = "campaign.db"
-
-
-def default_store_url(campaign_dir: Path) -> str:
-    return f"sqlite:///{(campaign_dir / STORE_FILENAME).resolve()}"
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

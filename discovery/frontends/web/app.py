@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from discovery.frontends.status import open_campaign
+from discovery.engine.campaign_directory import open_campaign
 from discovery.frontends.web import api, downloads, pages
 from discovery.frontends.web.links import MlflowLinks
 

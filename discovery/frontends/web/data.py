@@ -10,8 +10,8 @@ from pymatgen.core import Composition, Structure
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
+from discovery.engine.campaign_directory import OpenCampaign
 from discovery.engine.review_queue import history
-from discovery.frontends.status import OpenCampaign
 from discovery.frontends.web.phase_diagram_plot import Marked, PhasePoint
 from discovery.store import (
     Calculation,

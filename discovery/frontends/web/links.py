@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from discovery.engine.round_loop import tracking_uri
-from discovery.frontends.status import OpenCampaign
+from discovery.engine.campaign_directory import OpenCampaign
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ class MlflowLinks:
                 from mlflow.tracking import MlflowClient
 
                 cfg = self._camp.config
-                client = MlflowClient(tracking_uri=tracking_uri(cfg, self._camp.directory))
+                client = MlflowClient(tracking_uri=self._camp.location.tracking_uri(cfg))
                 exp = client.get_experiment_by_name(cfg.tracking.experiment or cfg.name)
                 self._experiment_id = exp.experiment_id if exp else None
             except Exception as err:  # the page still shows the run id without a link

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
+from discovery.engine.campaign_directory import ARTIFACT_DIR
 from discovery.engine.shortlist import FORMATS
 from discovery.frontends.web import campaign_plots
 from discovery.frontends.web.data import (
@@ -163,5 +164,5 @@ def _artifact(request: Request, run_id: str | None, name: str) -> str | None:
     """The campaign-relative path of a run's artifact when it is stored in the campaign dir."""
     if not run_id:
         return None
-    rel = f"mlartifacts/{run_id}/artifacts/{name}"
+    rel = f"{ARTIFACT_DIR}/{run_id}/artifacts/{name}"
     return rel if (request.app.state.directory / rel).is_file() else None

@@ -437,9 +437,8 @@ def test_generate_stage_reads_only_the_buckets_new_structures_fall_into(tmp_path
     from discovery.engine.stages.generate import _history
     from discovery.store import Campaign, Candidate, Database
     from discovery.store.convert import candidate_row
-    from discovery.store.database import default_store_url
 
-    db = Database(default_store_url(tmp_path))
+    db = Database(f"sqlite:///{tmp_path / 'campaign.db'}")
     cuau = prototype_structure("L1_0-CuAu")
     cu3au = prototype_structure("L1_2-Cu3Au")
     with db.session() as s:

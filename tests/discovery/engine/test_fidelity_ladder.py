@@ -21,7 +21,6 @@ from discovery.engine.round_loop import run_campaign
 from discovery.engine.shortlist import shortlist
 from discovery.store import Campaign, Database, HullResult
 from discovery.store.convert import calculation_row, candidate_row
-from discovery.store.database import default_store_url
 from simulators import RelaxResult
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -117,7 +116,7 @@ def _add(session, uid, species, hulls):
 
 
 def test_the_highest_rung_decides_and_confirmed_candidates_come_first(tmp_path):
-    db = Database(default_store_url(tmp_path))
+    db = Database(f"sqlite:///{tmp_path / 'campaign.db'}")
     with db.session() as s:
         s.add(Campaign(name="t", config_yaml="name: t\n"))
     with db.session() as s:
@@ -205,7 +204,7 @@ def test_rungs_agree_and_the_metrics_say_so(ladder_campaign):
 
 def test_queue_names_the_deciding_fidelity_and_resume_redoes_nothing(ladder_campaign, tmp_path):
     config, directory = ladder_campaign
-    db = Database(default_store_url(directory))
+    db = Database(f"sqlite:///{directory / 'campaign.db'}")
     rows = [row for row, _ in shortlist(db, 1, ["emt", "emt-tight"])]
     db.dispose()
     assert rows, "the toy ladder should queue something"
@@ -225,7 +224,8 @@ def test_queue_names_the_deciding_fidelity_and_resume_redoes_nothing(ladder_camp
 
 
 def test_status_and_web_table_name_the_deciding_fidelity(ladder_campaign):
-    from discovery.frontends.status import open_campaign, top_candidates
+    from discovery.engine.campaign_directory import open_campaign
+    from discovery.frontends.status import top_candidates
     from discovery.frontends.web.data import candidate_rows
 
     _, directory = ladder_campaign

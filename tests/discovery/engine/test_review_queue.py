@@ -11,7 +11,6 @@ from discovery.domain.records import CandidateRecord
 from discovery.engine.review_queue import ReviewError, decide, fill_queue, history
 from discovery.store import Calculation, Campaign, Database, HullResult
 from discovery.store.convert import candidate_row
-from discovery.store.database import default_store_url
 from simulators import RelaxResult
 
 
@@ -55,7 +54,7 @@ def _add(db, uid, structure, relaxed, is_ref=False, e_hull=0.0, round_index=0):
 
 
 def test_wal_mode_is_on(tmp_path):
-    db = Database(default_store_url(tmp_path))
+    db = Database(f"sqlite:///{tmp_path / 'campaign.db'}")
     with db.engine.connect() as con:
         assert con.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     db.dispose()

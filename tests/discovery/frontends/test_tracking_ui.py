@@ -91,9 +91,9 @@ def test_ui_serves_campaign_runs(toy_campaign):
 
 
 def test_a_round_run_created_before_a_kill_is_adopted_not_duplicated(tmp_path):
-    from discovery.engine.tracking import Tracker, default_tracking_uri
+    from discovery.engine.tracking import Tracker
 
-    tracker = Tracker(default_tracking_uri(tmp_path), "adopt", tmp_path / "mlartifacts")
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "adopt", tmp_path / "mlartifacts")
     parent = tracker.start_parent(None, "adopt", {"a": 1})
     first = tracker.start_round(None, parent, 0)
     # The store never learnt `first` (killed before its commit): the resume asks again.
