@@ -127,3 +127,19 @@ def test_without_dask_jobqueue_the_error_names_executor_kind(monkeypatch):
 def test_bad_hpc_configs_are_refused(fields, message):
     with pytest.raises(ConfigError, match=message):
         executor_config(**fields)
+
+
+def test_the_inline_executor_relaxes_in_this_process_with_one_simulator_per_spec():
+    from discovery.engine.executors import InlineExecutor, cached_simulator
+
+    executor = executor_for(executor_config(kind="inline"))
+    assert isinstance(executor, InlineExecutor)
+    spec = SimulatorSpec("emt", RelaxSettings(fmax=0.05, max_steps=50))
+    structures = [copper(1, a=3.5), copper(1, a=3.7)]
+    results = dict(executor.relax_as_completed(spec, structures))
+    assert sorted(results) == [0, 1]
+    assert all(r.ok for r in results.values())
+    # the two cells relax to the same fcc copper
+    assert results[0].energy_per_atom == pytest.approx(results[1].energy_per_atom, abs=1e-3)
+    assert cached_simulator(spec) is cached_simulator(SimulatorSpec("emt", spec.settings))
+    executor.close()
