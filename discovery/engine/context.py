@@ -43,7 +43,7 @@ class CampaignContext:
         """One rung's simulator as a picklable recipe, for executors in other processes."""
         # Imported here so that `discovery status` and friends never load torch models.
         from discovery.engine.executors import SimulatorSpec
-        from simulators import RelaxSettings
+        from simulators import RelaxSettings, get_backend
 
         sim = self.config.ladder[rung]
         settings = RelaxSettings(
@@ -57,7 +57,13 @@ class CampaignContext:
             max_seconds=sim.max_seconds,
             spin_polarized=sim.spin_polarized,
         )
-        return SimulatorSpec(sim.name, settings, device=sim.device, options=dict(sim.options))
+        return SimulatorSpec(
+            sim.name,
+            settings,
+            device=sim.device,
+            options=dict(sim.options),
+            backend=get_backend(sim.name),
+        )
 
     def simulator_for(self, rung: int, relax_cell: bool):
         """The simulator of one rung, built once per run; molecules in a box (relax_cell
