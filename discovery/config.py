@@ -572,14 +572,15 @@ class CampaignConfig(_Section):
                 f"the first rung is the simulator: {v[0].name!r} here, {sim.name!r} in "
                 "'simulator.name'"
             )
-        for k, rung in enumerate(v):
-            _check_elements(rung, info.data.get("chemical_systems"), f"fidelities.{k}")
         labels = [r.fidelity for r in v]
         if len(set(labels)) != len(labels):
             raise ValueError(
                 f"a fidelity appears twice ({', '.join(labels)}); rungs that share a calculator "
                 "need distinct 'label's"
             )
+        # The ladder's shape first, then what each rung can compute.
+        for k, rung in enumerate(v):
+            _check_elements(rung, info.data.get("chemical_systems"), f"fidelities.{k}")
         return v
 
     @model_validator(mode="after")
