@@ -17,6 +17,9 @@ from pydantic import (
 )
 from pymatgen.core import Element
 
+# The registry is plain data: reading it imports no torch, ASE or DFT code.
+from simulators.registry import backend_names, get_backend, is_import_path, names_with, or_list
+
 
 class ConfigError(ValueError):
     """A campaign config that cannot be used; the message is one line naming the problem."""
@@ -287,11 +290,6 @@ class AcquisitionConfig(_Section):
     )
 
 
-# Mirrors simulators.calculators.available_simulators(), kept here so that loading a config
-# never imports torch or a DFT code.
-BUILTIN_SIMULATORS = ("chgnet", "sevennet", "gpaw", "emt")
-
-
 class SimulatorConfig(_Section):
     """The physics that validates candidates (an ASE calculator)."""
 
@@ -359,20 +357,24 @@ class SimulatorConfig(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if v in BUILTIN_SIMULATORS:
-            return v
-        if ":" in v and all(v.split(":", 1)):
+        if is_import_path(v):
             _check_import_path(v)
             return v
-        raise ValueError(
-            "must be 'chgnet', 'sevennet', 'gpaw', 'emt' or an import path 'package.module:factory'"
-        )
+        try:
+            get_backend(v)
+        except ValueError:
+            raise ValueError(
+                f"must be {or_list(backend_names())} or an import path 'package.module:factory'"
+            ) from None
+        return v
 
     @model_validator(mode="after")
     def _batched_needs_batch_model(self) -> SimulatorConfig:
-        if self.batched and self.name not in ("chgnet", "sevennet"):
-            raise ValueError(f"batched: true needs 'chgnet' or 'sevennet', not {self.name!r}")
-        if self.formation_energy == "mp2020" and self.name in ("emt", "gpaw"):
+        backend = get_backend(self.name)
+        if self.batched and not backend.can_batch:
+            batched = or_list(names_with(lambda b: b.can_batch))
+            raise ValueError(f"batched: true needs {batched}, not {self.name!r}")
+        if self.formation_energy == "mp2020" and not backend.mp_compatible:
             # Plain PBE (GPAW) or EMT energies are not on MP's corrected scale.
             raise ValueError(
                 f"formation_energy: mp2020 is for potentials trained on MP data, not {self.name!r}"
@@ -543,6 +545,12 @@ class CampaignConfig(_Section):
     def _chemsys(cls, v: list[str]) -> list[str]:
         return ["-".join(parse_chemsys(s)) for s in v]
 
+    @field_validator("simulator")
+    @classmethod
+    def _simulator_elements(cls, v: SimulatorConfig, info: ValidationInfo) -> SimulatorConfig:
+        _check_elements(v, info.data.get("chemical_systems"), "simulator")
+        return v
+
     @field_validator("fidelities", mode="before")
     @classmethod
     def _rung_names(cls, v: Any) -> Any:
@@ -570,6 +578,9 @@ class CampaignConfig(_Section):
                 f"a fidelity appears twice ({', '.join(labels)}); rungs that share a calculator "
                 "need distinct 'label's"
             )
+        # The ladder's shape first, then what each rung can compute.
+        for k, rung in enumerate(v):
+            _check_elements(rung, info.data.get("chemical_systems"), f"fidelities.{k}")
         return v
 
     @model_validator(mode="after")
@@ -588,6 +599,21 @@ class CampaignConfig(_Section):
     @property
     def elements(self) -> tuple[str, ...]:
         return tuple(sorted({el for cs in self.chemical_systems for el in cs.split("-")}))
+
+
+def _check_elements(sim: SimulatorConfig, systems: list[str] | None, where: str) -> None:
+    """A simulator without parameters for an element of the campaign fails at load, not as a
+    failed relaxation of every candidate that has it. Only the registry's static element set
+    counts here (GPAW's installed setups are looked up at run time)."""
+    supported = get_backend(sim.name).elements
+    if supported is None or not systems:
+        return
+    unsupported = sorted({el for cs in systems for el in cs.split("-")} - supported)
+    if unsupported:
+        raise ValueError(
+            f"'{where}.name' {sim.name!r} has no parameters for {', '.join(unsupported)} "
+            f"(from 'chemical_systems'); it supports {', '.join(sorted(supported))}"
+        )
 
 
 def _printable(text: str) -> str:

@@ -20,10 +20,9 @@ from ase import Atoms, units
 from ase.calculators.calculator import BaseCalculator
 
 from simulators.calculators import chgnet_model, sevennet_model
+from simulators.registry import get_backend, names_with, or_list, resolve
 
 logger = logging.getLogger(__name__)
-
-BATCHED_SIMULATORS = ("sevennet", "chgnet")
 
 
 @dataclass(frozen=True)
@@ -55,13 +54,16 @@ class BatchModel(Protocol):
 
 
 def make_batch_model(name: str, device: str = "cpu", model_name: str | None = None) -> BatchModel:
-    """The batched form of a built-in universal potential."""
-    if name == "sevennet":
-        return SevenNetBatch(model_name or "7net-0", device)
-    if name == "chgnet":
-        return CHGNetBatch(model_name or "0.3.0", device)
-    valid = ", ".join(repr(n) for n in BATCHED_SIMULATORS)
-    raise ValueError(f"simulator {name!r} has no batched form; batched simulators: {valid}")
+    """The batched form of a registered back-end (its ``batch_factory``)."""
+    backend = get_backend(name)
+    if backend.batch_factory is None:
+        raise ValueError(
+            f"simulator {name!r} has no batched form; batched simulators: "
+            + or_list(names_with(lambda b: b.can_batch))
+        )
+    # Each form has its own default checkpoint; pass one only when the options name it.
+    kwargs = {} if model_name is None else {"model_name": model_name}
+    return resolve(backend.batch_factory)(device=device, **kwargs)
 
 
 def _checked(evaluations: list[Evaluation], atoms: Sequence[Atoms]) -> list[Evaluation]:

@@ -34,6 +34,7 @@ import simulators
 from simulators.dft_worker import PARENT_PID_VARIABLE, Job
 from simulators.outcome import Insane, failed_result
 from simulators.records import RelaxResult
+from simulators.registry import Backend
 from simulators.sanity import out_of_time
 from simulators.settings import RelaxSettings
 
@@ -57,16 +58,18 @@ def run_in_subprocess(
     options: dict[str, Any] | None = None,
     relax: bool = True,
     default_max_seconds: float | None = None,
+    backend: Backend | None = None,
 ) -> RelaxResult:
     """Relax (or single-point) ``structure`` in a fresh interpreter; never raises for failures.
 
     The limit is ``settings.max_seconds``, or ``default_max_seconds`` when that is None
     (None for both: no limit). Past it the child is killed (SIGKILL to its process group)
     and the result is failed with the same 'wall-time limit' reason as the in-process path.
-    The result's ``wall_s`` counts the child's start-up too.
+    The result's ``wall_s`` counts the child's start-up too. ``backend`` travels with the
+    job so that the child knows a back-end registered at run time in this process.
     """
     limit = settings.max_seconds if settings.max_seconds is not None else default_max_seconds
-    job = Job(simulator, dict(options or {}), settings, structure, relax, limit)
+    job = Job(simulator, dict(options or {}), settings, structure, relax, limit, backend)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dft-") as tmp:
         directory = Path(tmp)

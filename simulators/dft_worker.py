@@ -33,6 +33,7 @@ from pymatgen.core import Structure
 from simulators.calculators import make_calculator
 from simulators.outcome import failed_result
 from simulators.records import RelaxResult
+from simulators.registry import Backend, ensure_registered
 from simulators.relax import relax_structure, single_point
 from simulators.settings import RelaxSettings
 
@@ -54,6 +55,8 @@ class Job:
     structure: Structure
     relax: bool
     time_limit_s: float | None = None
+    # The parent's back-end: one registered at run time exists only in the parent.
+    backend: Backend | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +66,7 @@ class Job:
             "structure": self.structure.as_dict(),
             "relax": self.relax,
             "time_limit_s": self.time_limit_s,
+            "backend": None if self.backend is None else self.backend.to_dict(),
         }
 
     @classmethod
@@ -74,6 +78,7 @@ class Job:
             structure=Structure.from_dict(d["structure"]),
             relax=bool(d["relax"]),
             time_limit_s=d.get("time_limit_s"),
+            backend=Backend.from_dict(d["backend"]) if d.get("backend") else None,
         )
 
 
@@ -81,6 +86,8 @@ def run_job(job: Job) -> RelaxResult:
     """The relaxation or single point; a calculator that cannot even be built is a result."""
     t0 = time.perf_counter()
     try:
+        if job.backend is not None:
+            ensure_registered(job.backend)
         calculator = make_calculator(job.simulator, "cpu", **job.options)
     except Exception as e:
         return failed_result(job.structure, e, job.simulator, None, 0, t0)

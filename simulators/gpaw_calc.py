@@ -17,13 +17,6 @@ from ase.calculators.calculator import BaseCalculator
 
 logger = logging.getLogger(__name__)
 
-# GPAW is a CPU code here (built without MPI or GPU support); a relaxation gets this long
-# per structure unless RelaxSettings.max_seconds says otherwise. Half an hour covers a
-# relaxation of a few dozen atoms at the defaults on one core; past it something is wrong
-# (a metal whose SCF sloshes, a cell that keeps growing) and the time is better spent on
-# the next candidate.
-DEFAULT_MAX_SECONDS = 1800.0
-
 
 @dataclass(frozen=True)
 class GpawOptions:

@@ -8,19 +8,14 @@ from typing import Any
 from ase.calculators.calculator import BaseCalculator
 from pymatgen.core import Structure
 
-from simulators.batch_models import BATCHED_SIMULATORS, BatchModel, make_batch_model
+from simulators.batch_models import BatchModel, make_batch_model
 from simulators.batch_relax import relax_batched
-from simulators.calculators import check_name, make_calculator
+from simulators.calculators import make_calculator
 from simulators.dft_subprocess import run_in_subprocess
-from simulators.gpaw_calc import DEFAULT_MAX_SECONDS, GpawOptions
 from simulators.records import RelaxResult
+from simulators.registry import get_backend, names_with, or_list, resolve
 from simulators.relax import relax_structure, single_point
 from simulators.settings import RelaxSettings
-
-# Back-ends whose every structure runs in a child process killed at the wall-time limit,
-# with the limit used when RelaxSettings.max_seconds is None: a DFT step can hang or crash
-# in compiled code, which the between-steps check cannot stop.
-SUBPROCESS_SIMULATORS: dict[str, float] = {"gpaw": DEFAULT_MAX_SECONDS}
 
 
 class Simulator:
@@ -34,16 +29,17 @@ class Simulator:
         options: dict[str, Any] | None = None,
         batch_model: BatchModel | None = None,
     ) -> None:
-        """``batch_model`` overrides the built-in batched form (or gives one to a back-end
+        """``name`` is a registered back-end (``simulators.registry``) or an import path.
+        ``batch_model`` overrides the back-end's batched form (or gives one to a back-end
         without it, e.g. ``PerStructureBatch`` around any calculator).
 
-        ``gpaw`` relaxes and evaluates each structure in a child process under
-        ``settings.max_seconds`` (default 1800 s); ``calculator`` still builds GPAW in this
-        process for direct use."""
-        # Catch a typo now; building the calculator itself waits until first use.
-        check_name(name)
-        if name == "gpaw":
-            GpawOptions.from_options(dict(options or {}))
+        A subprocess back-end (``gpaw``) relaxes and evaluates each structure in a child
+        process under ``settings.max_seconds`` (default: the back-end's, 1800 s for GPAW);
+        ``calculator`` still builds it in this process for direct use."""
+        # Catch a typo (or bad options) now; building the calculator waits until first use.
+        self.backend = get_backend(name)
+        if self.backend.options_check is not None:
+            resolve(self.backend.options_check)(dict(options or {}))
         self.name = name
         self.settings = settings
         self.device = device
@@ -64,7 +60,7 @@ class Simulator:
     @property
     def can_batch(self) -> bool:
         """Whether this back-end has a batched form (one model call for many structures)."""
-        return self._batch_model is not None or self.name in BATCHED_SIMULATORS
+        return self._batch_model is not None or self.backend.can_batch
 
     @property
     def batch_model(self) -> BatchModel:
@@ -77,7 +73,7 @@ class Simulator:
     @property
     def in_subprocess(self) -> bool:
         """Whether each structure runs in a child process under a hard wall-time limit."""
-        return self.name in SUBPROCESS_SIMULATORS
+        return self.backend.subprocess
 
     def relax(self, structure: Structure) -> RelaxResult:
         if self.in_subprocess:
@@ -116,7 +112,7 @@ class Simulator:
         if not self.can_batch:
             raise ValueError(
                 f"simulator {self.name!r} has no batched form; batched simulators: "
-                + ", ".join(repr(n) for n in BATCHED_SIMULATORS)
+                + or_list(names_with(lambda b: b.can_batch))
             )
         yield from relax_batched(structures, self.batch_model, self.settings, self.name, batch_size)
 
@@ -138,5 +134,6 @@ class Simulator:
             self.settings,
             self.options,
             relax=relax,
-            default_max_seconds=SUBPROCESS_SIMULATORS[self.name],
+            default_max_seconds=self.backend.max_seconds,
+            backend=self.backend,
         )

@@ -24,7 +24,7 @@ class CampaignContext(OpenCampaign):
     def simulator_spec(self, relax_cell: bool, rung: int = 0):
         """One rung's simulator as a picklable recipe, for executors in other processes."""
         # Imported here so that `discovery status` and friends never load torch models.
-        from simulators import RelaxSettings
+        from simulators import RelaxSettings, get_backend
 
         sim = self.config.ladder[rung]
         settings = RelaxSettings(
@@ -38,7 +38,13 @@ class CampaignContext(OpenCampaign):
             max_seconds=sim.max_seconds,
             spin_polarized=sim.spin_polarized,
         )
-        return SimulatorSpec(sim.name, settings, device=sim.device, options=dict(sim.options))
+        return SimulatorSpec(
+            sim.name,
+            settings,
+            device=sim.device,
+            options=dict(sim.options),
+            backend=get_backend(sim.name),
+        )
 
     def simulator_for(self, rung: int, relax_cell: bool):
         """The simulator of one rung, built once per run; molecules in a box (relax_cell

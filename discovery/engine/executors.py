@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pymatgen.core import Structure
 
 from discovery.config import ConfigError
+from simulators.registry import Backend, ensure_registered
 
 if TYPE_CHECKING:
     from simulators import RelaxResult, Simulator
@@ -51,10 +52,15 @@ class SimulatorSpec:
     settings: Any  # simulators.RelaxSettings (imported lazily: torch stays out of the CLI)
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)
+    # The back-end travels with the spec: one registered at run time exists only in the
+    # process that registered it, not in a spawned worker or on a Dask cluster.
+    backend: Backend | None = None
 
     def build(self):
         from simulators import Simulator
 
+        if self.backend is not None:
+            ensure_registered(self.backend)
         return Simulator(self.name, self.settings, device=self.device, options=dict(self.options))
 
 

@@ -11,11 +11,9 @@ from discovery.engine.context import CampaignContext
 from discovery.engine.relaxation import pending, relax_and_record
 from discovery.store import Candidate
 from discovery.store.convert import candidate_row
+from simulators.registry import get_backend
 
 log = logging.getLogger(__name__)
-
-# Simulators whose total energies live on the Materials Project (MP2020-corrected) scale.
-MP_COMPATIBLE = {"chgnet", "sevennet"}
 
 
 def ensure_references(ctx: CampaignContext) -> None:
@@ -70,7 +68,8 @@ def chemical_potential_report(ctx: CampaignContext) -> dict[str, float]:
             (Composition(c.formula), k.energy_per_atom) for c, k in pairs if c.is_reference
         )
     report = {f"mu_{el}": value for el, value in mu.items()}
-    if ctx.config.simulator.name in MP_COMPATIBLE:
+    # Only a potential trained on MP data has energies on MP's (MP2020-corrected) scale.
+    if get_backend(ctx.config.simulator.name).mp_compatible:
         mp = mp_chemical_potentials()
         for el, value in mu.items():
             report[f"mu_minus_mp_{el}"] = value - mp[el]

@@ -315,8 +315,9 @@ def test_unknown_name_lists_valid_names():
 def test_elements_supported():
     assert {"Cu", "Au", "Al", "Pt"} <= elements_supported("emt")
     assert "Fe" not in elements_supported("emt")
-    assert elements_supported("chgnet") is None
-    assert elements_supported("sevennet") is None
+    # CHGNet: one slot per Z = 1..94; SevenNet-0: its checkpoint's 89 species.
+    assert len(elements_supported("chgnet")) == 94 and "Pu" in elements_supported("chgnet")
+    assert len(elements_supported("sevennet")) == 89 and "Po" not in elements_supported("sevennet")
     assert elements_supported(f"{HELPERS}:make_emt") is None
 
 
