@@ -6,6 +6,7 @@ import pytest
 from conftest import toy_config
 
 from discovery.config import ConfigError, parse_config
+from discovery.engine.campaign_directory import CampaignDirectory
 from discovery.engine.context import CampaignContext
 
 
@@ -56,7 +57,7 @@ def test_settings_reach_the_validate_stage_simulator(tmp_path):
             batch_size=16,
         )
     )
-    ctx = CampaignContext(config, tmp_path, None, None, 0, None)
+    ctx = CampaignContext(config, CampaignDirectory(tmp_path), None, 0, tracker=None, progress=None)
     settings = ctx.simulator.settings
     assert ctx.simulator.name == "sevennet" and ctx.simulator.can_batch
     assert (settings.max_seconds, settings.min_distance, settings.max_volume_ratio) == (
