@@ -193,7 +193,7 @@ class Ensemble:
             variance_scale=self.variance_scale,
             calibration=calibration,
         )
-        log.info("ensemble fit: %s", report)
+        log.info("ensemble fit: %s", report.summary())
         return report
 
     def _check_compatible(self, other: Ensemble) -> None:

@@ -33,3 +33,18 @@ class TrainReport:
     # was nothing to fit it on); `calibration` scores the scaled spread on the validation set.
     variance_scale: float = 1.0
     calibration: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line for a log: sizes, errors, epochs per member, calibration and time."""
+        val = "-" if self.val_mae is None else f"{self.val_mae:.3f}"
+        epochs = "/".join(str(n) for n in self.epochs_run)
+        parts = [
+            f"{self.n_train} train + {self.n_val} val",
+            f"MAE train {self.train_mae:.3f} val {val} eV/atom",
+            f"epochs {epochs}",
+            f"spread x{self.variance_scale:.2f}",
+        ]
+        if "miscalibration_area" in self.calibration:
+            parts.append(f"miscalibration {self.calibration['miscalibration_area']:.3f}")
+        parts.append(f"{self.wall_s:.1f} s")
+        return ", ".join(parts)

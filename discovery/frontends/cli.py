@@ -47,15 +47,21 @@ class QueueStatus(StrEnum):
 
 
 def _setup_logging(verbose: bool) -> None:
+    """One handler and one format for every log line: ours, the libraries' and Python
+    warnings (CHGNet's, say), all on stderr through rich, so they print above the progress
+    bars instead of across them."""
     level = logging.DEBUG if verbose else logging.INFO
     handler = RichHandler(console=err, show_path=False, rich_tracebacks=True)
-    for name in ("discovery", "models", "simulators"):
+    # MLflow would otherwise attach its own stream handler and format when first imported.
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    logging.captureWarnings(True)
+    levels = {name: level for name in ("discovery", "models", "simulators")}
+    levels |= {name: logging.WARNING for name in (*NOISY, "py.warnings")}
+    for name, lvl in levels.items():
         lg = logging.getLogger(name)
-        lg.setLevel(level)
+        lg.setLevel(lvl)
         lg.handlers[:] = [handler]
         lg.propagate = False
-    for name in NOISY:
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _default_threads() -> int:
@@ -130,14 +136,6 @@ def run(
     )
 
 
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
 def _print_status(directory: Path) -> None:
     from discovery.frontends.status import (
         counts,
@@ -146,23 +144,18 @@ def _print_status(directory: Path) -> None:
         round_rows,
         top_candidates,
     )
+    from discovery.frontends.summary_tables import fitted_tables
 
     camp = _open(directory)
-    columns = round_columns(camp)
-    table = Table(title=f"campaign {camp.config.name} ({' -> '.join(camp.fidelities)})")
-    for header in columns.values():
-        table.add_column(header, justify="right")
-    for row in round_rows(camp):
-        table.add_row(*(_fmt(row.get(c)) for c in columns))  # dict keys: metric names
-    out.print(table)
+    title = f"campaign {camp.config.name} ({' -> '.join(camp.fidelities)})"
+    for table in fitted_tables(title, round_columns(camp), round_rows(camp), out.width):
+        out.print(table)
     top = top_candidates(camp)
     if top:
-        t2 = Table(title="top candidates (lowest energy above hull)")
-        for col in top[0]:
-            t2.add_column(col)
-        for row in top:
-            t2.add_row(*(_fmt(v) for v in row.values()))
-        out.print(t2)
+        columns = {key: key for key in top[0]}
+        title = "top candidates (lowest energy above hull)"
+        for table in fitted_tables(title, columns, top, out.width, justify="left"):
+            out.print(table)
     out.print(" ".join(f"{k}={v}" for k, v in sorted(counts(camp).items())))
     for text in guard_warnings(camp):
         out.print(f"[bold yellow]warning[/]: {text}")
@@ -207,19 +200,18 @@ def review_list(
 ) -> None:
     """The review queue with hull distances and provenance."""
     from discovery.engine.shortlist import shortlist
+    from discovery.frontends.summary_tables import fitted_tables
 
     camp = _open(directory)
     status_value = status_.value if status_ else None
     items = shortlist(camp.db, camp.campaign_id, camp.fidelities, status_value)
-    table = Table(title=f"review queue of {camp.config.name}")
     cols = ("id", "formula", "spacegroup", "e_form_sim", "e_above_hull", "fidelity",
             "e_hull_pred", "round", "parent", "review_status", "reviewer",
             "review_note")  # fmt: skip
-    for c in cols:
-        table.add_column(c)
-    for row, _ in items:
-        table.add_row(*(_fmt(row[c]) for c in cols))
-    out.print(table)
+    title = f"review queue of {camp.config.name}"
+    rows = [row for row, _ in items]
+    for table in fitted_tables(title, {c: c for c in cols}, rows, out.width, "left", 40):
+        out.print(table)
     if not items:
         out.print("the queue is empty")
 

@@ -97,3 +97,18 @@ def test_calibration_metrics_on_calibrated_and_overconfident_errors():
     assert miscalibration_area(errors, 0.2 * std) > 0.3
     expected_nll = np.mean(0.5 * np.log(2 * np.pi * std**2) + errors**2 / (2 * std**2))
     assert calibrated["nll"] == pytest.approx(expected_nll)
+
+
+def test_a_training_report_logs_as_one_readable_line():
+    from models.records import TrainReport
+
+    report = TrainReport(
+        n_train=44, n_val=10, epochs_run=[59, 52, 80], train_mae=0.48031917, val_mae=0.2070331,
+        wall_s=30.584, variance_scale=2.66338, calibration={"miscalibration_area": 0.067},
+    )  # fmt: skip
+    line = report.summary()
+    assert "\n" not in line and "TrainReport(" not in line
+    assert line == (
+        "44 train + 10 val, MAE train 0.480 val 0.207 eV/atom, epochs 59/52/80, spread x2.66, "
+        "miscalibration 0.067, 30.6 s"
+    )
