@@ -44,3 +44,11 @@ def test_torch_pin_admits_the_cpu_wheel():
     from packaging.specifiers import SpecifierSet
 
     assert "2.13.0" in SpecifierSet(spec)
+
+
+def test_readme_examples_use_the_directory_the_quickstart_writes():
+    first = _commands()[0]
+    quickstart_dir = re.search(r"discovery run campaigns/quickstart.yaml --dir (\S+)", first)[1]
+    text = (REPO / "README.md").read_text()
+    used = set(re.findall(r"\b(runs/[\w.-]+)", text))
+    assert used == {quickstart_dir}, f"README examples name {used - {quickstart_dir}}"
