@@ -145,6 +145,29 @@ class CompositionConfig(_Section):
     )
 
 
+class WideningConfig(_Section):
+    """What a generator whose pool runs dry within a round (every draw a duplicate or
+    rejected before its budget is filled) may do, one step at a time: substitution and
+    partial substitution lower their probability threshold tenfold per step, partial
+    substitution also keeps twice the orderings, and random search tries one more formula
+    unit per cell. Each step is logged and counted in the round's metrics."""
+
+    enabled: bool = Field(True, description="Widen a generator whose pool runs dry.")
+    max_steps: int = Field(3, ge=0, le=6, description="Widening steps per generator and round.")
+    min_threshold: float = Field(
+        1e-6,
+        gt=0,
+        le=1,
+        description="Lowest substitution probability threshold that widening reaches.",
+    )
+    max_formula_units: int = Field(
+        4, ge=1, le=8, description="Most formula units per cell that widening gives random search."
+    )
+    max_orderings: int = Field(
+        96, ge=1, description="Most orderings per parent that widening gives partial substitution."
+    )
+
+
 class GenerationConfig(_Section):
     """Candidate generators and the sanity filters applied to their output."""
 
@@ -152,6 +175,7 @@ class GenerationConfig(_Section):
     partial: PartialSubstitutionConfig = Field(default_factory=PartialSubstitutionConfig)
     random: RandomSearchConfig = Field(default_factory=RandomSearchConfig)
     compositions: CompositionConfig = Field(default_factory=CompositionConfig)
+    widening: WideningConfig = Field(default_factory=WideningConfig)
     min_distance: float = Field(
         0.7, gt=0, description="Reject structures with two atoms closer than this (Å)."
     )

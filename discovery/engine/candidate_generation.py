@@ -40,10 +40,12 @@ class GenerationStats:
     drawn: int = 0
     accepted: int = 0
     rejected: Counter = field(default_factory=Counter)  # reason -> count
+    widened: Counter = field(default_factory=Counter)  # generator name -> widening steps
 
     def as_metrics(self) -> dict[str, int]:
         out = {"generated": self.drawn, "unique": self.accepted}
         out.update({f"rejected_{k.replace(' ', '_')}": v for k, v in self.rejected.items()})
+        out.update({f"widened_{k}": v for k, v in self.widened.items()})
         return out
 
 
@@ -142,6 +144,43 @@ def build_generators(
     return out
 
 
+def widened(config: CampaignConfig, kind: str, step: int) -> tuple[CampaignConfig, str] | None:
+    """The config with generator `kind` widened by `step` steps (see WideningConfig) and what
+    changed, or None when the limits allow nothing wider than step - 1 did."""
+    gen = config.generation
+    w = gen.widening
+    if not w.enabled or step > w.max_steps:
+        return None
+
+    def threshold(k: int) -> float:
+        return max(
+            gen.substitution.threshold / 10**k, min(w.min_threshold, gen.substitution.threshold)
+        )
+
+    update: dict[str, object] = {}
+    if kind in ("substitution", "partial") and threshold(step) < threshold(step - 1):
+        update["substitution"] = gen.substitution.model_copy(update={"threshold": threshold(step)})
+    if kind == "partial":
+        base = gen.partial.max_orderings
+        orderings = max(base, min(base * 2**step, w.max_orderings))
+        if orderings > max(base, min(base * 2 ** (step - 1), w.max_orderings)):
+            update["partial"] = gen.partial.model_copy(update={"max_orderings": orderings})
+    if kind == "random":
+        base = gen.random.max_formula_units
+        units = max(base, min(base + step, w.max_formula_units))
+        if units > max(base, min(base + step - 1, w.max_formula_units)):
+            update["random"] = gen.random.model_copy(update={"max_formula_units": units})
+    if not update:
+        return None
+    done = ", ".join(
+        f"{section}.{key} {getattr(getattr(gen, section), key)} -> {value}"
+        for section, sub in update.items()
+        for key, value in sub.model_dump().items()
+        if value != getattr(getattr(gen, section), key)
+    )
+    return config.model_copy(update={"generation": gen.model_copy(update=update)}), done
+
+
 def generate_candidates(
     config: CampaignConfig,
     rng: np.random.Generator,
@@ -149,32 +188,61 @@ def generate_candidates(
     progress=None,
     rank: CompositionRanker | None = None,
 ) -> tuple[list[CandidateRecord], GenerationStats]:
-    """New, valid, unique candidates for one round; `seen` is updated with what is kept."""
+    """New, valid, unique candidates for one round; `seen` is updated with what is kept.
+
+    A generator whose pool runs dry before its budget is filled is rebuilt wider, step by
+    step within `generation.widening`, and draws the rest of its budget from the wider pool
+    (whose first draws are mostly the duplicates it already had)."""
     stats = GenerationStats()
     kept: list[CandidateRecord] = []
-    for generator, budget in build_generators(config, rank):
-        taken = 0
-        # Bound the draws so a generator that only repeats itself cannot stall a round.
-        max_draws = 20 * budget + 50
-        for n, record in enumerate(generator.generate(rng)):
-            if n >= max_draws or taken >= budget:
+    slots = build_generators(config, rank)
+    for index, (generator, budget) in enumerate(slots):
+        taken = _draw(generator, budget, config, rng, seen, stats, kept, progress)
+        step = 0
+        while taken < budget:
+            step += 1
+            wider = widened(config, generator.name, step)
+            if wider is None:
+                log.info(
+                    "%s: pool ran dry at %d of budget %d; nothing wider within the limits",
+                    generator.name, taken, budget,
+                )  # fmt: skip
                 break
-            stats.drawn += 1
-            gen = config.generation
-            reason = rejection_reason(
-                record.structure, gen.min_distance, gen.max_sites, gen.density_range
-            )
-            if reason is None and not seen.add_if_new(record.structure):
-                reason = "duplicate"
-            if reason is not None:
-                stats.rejected[reason] += 1
-                continue
-            kept.append(record)
-            taken += 1
-            stats.accepted += 1
-            if progress is not None:
-                progress.advance()
+            wider_config, change = wider
+            log.info(
+                "%s: pool ran dry at %d of budget %d; widening (step %d): %s",
+                generator.name, taken, budget, step, change,
+            )  # fmt: skip
+            stats.widened[generator.name] += 1
+            generator = build_generators(wider_config, rank)[index][0]
+            taken += _draw(generator, budget - taken, config, rng, seen, stats, kept, progress)
         log.info("%s: kept %d of budget %d", generator.name, taken, budget)
     if stats.rejected:
         log.info("rejected: %s", dict(stats.rejected))
     return kept, stats
+
+
+def _draw(generator, budget, config, rng, seen, stats, kept, progress) -> int:
+    """Up to `budget` new, valid, unique records of one generator into `kept`."""
+    taken = 0
+    # Bound the draws so a generator that only repeats itself cannot stall a round.
+    max_draws = 20 * budget + 50
+    gen = config.generation
+    for n, record in enumerate(generator.generate(rng)):
+        if n >= max_draws or taken >= budget:
+            break
+        stats.drawn += 1
+        reason = rejection_reason(
+            record.structure, gen.min_distance, gen.max_sites, gen.density_range
+        )
+        if reason is None and not seen.add_if_new(record.structure):
+            reason = "duplicate"
+        if reason is not None:
+            stats.rejected[reason] += 1
+            continue
+        kept.append(record)
+        taken += 1
+        stats.accepted += 1
+        if progress is not None:
+            progress.advance()
+    return taken
