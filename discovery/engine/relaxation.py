@@ -4,6 +4,7 @@ Shared by the validate and promote stages and the reference set."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -12,10 +13,13 @@ from discovery.engine.context import CampaignContext
 from discovery.store import Calculation, Candidate
 from discovery.store.convert import calculation_row, structure_from_json
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 log = logging.getLogger(__name__)
 
 
-def pending(ctx: CampaignContext, session, status: str, fidelity: str | None = None):
+def pending(ctx: CampaignContext, session: Session, status: str, fidelity: str | None = None):
     """Candidates in `status` that have no calculation at this fidelity (default: the
     simulator's) yet."""
     done = select(Calculation.candidate_id).where(
@@ -34,7 +38,7 @@ def pending(ctx: CampaignContext, session, status: str, fidelity: str | None = N
     )
 
 
-def starting_structures(ctx: CampaignContext, session, ids: list[int], rung: int):
+def starting_structures(ctx: CampaignContext, session: Session, ids: list[int], rung: int):
     """What each rung starts from: the generated structure on the first rung, the structure
     the rung below relaxed on the others (DFT starts where the potential stopped)."""
     if rung == 0:

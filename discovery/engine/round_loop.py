@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -20,6 +21,9 @@ from discovery.engine.stages import select as select_stage
 from discovery.engine.tracking import Tracker
 from discovery.store import Campaign, Round
 from discovery.store.schema import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +84,7 @@ def run_campaign(
     return ctx
 
 
-def _round(ctx: CampaignContext, session, r: int) -> Round:
+def _round(ctx: CampaignContext, session: Session, r: int) -> Round:
     row = session.scalars(
         select(Round).where(Round.campaign_id == ctx.campaign_id, Round.index == r)
     ).first()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -15,6 +15,9 @@ from discovery.engine.context import CampaignContext
 from discovery.engine.parity_plot import parity_plot
 from discovery.engine.shortlist import shortlist, write_export
 from discovery.store import Calculation, ModelVersion, Prediction
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def report_round(ctx: CampaignContext, r: int, parent_run: str) -> dict[str, Any]:
@@ -48,7 +51,7 @@ def report_round(ctx: CampaignContext, r: int, parent_run: str) -> dict[str, Any
     return metrics
 
 
-def _parity_data(ctx: CampaignContext, session, r: int, screen_model: str | None):
+def _parity_data(ctx: CampaignContext, session: Session, r: int, screen_model: str | None):
     """(predicted, simulated, predicted std) formation energies of the round's validations
     by the model that screened them."""
     if screen_model is None:

@@ -10,7 +10,7 @@ import json
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymatgen.io.cif import CifWriter
 from sqlalchemy import select
@@ -28,6 +28,9 @@ from discovery.store import (
 from discovery.store.convert import space_group_number, structure_from_json
 from discovery.store.queries import deciding_hull_results
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 FORMATS = ("csv", "json", "cif", "extxyz")
 # The file name suffix of each format, for downloads.
 SUFFIXES = {"csv": "csv", "json": "json", "cif": "zip", "extxyz": "extxyz"}
@@ -41,7 +44,7 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def _latest(session, model, candidate_id: int, order_col):
+def _latest(session: Session, model, candidate_id: int, order_col):
     return session.scalars(
         select(model).where(model.candidate_id == candidate_id).order_by(order_col.desc())
     ).first()

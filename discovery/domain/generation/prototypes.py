@@ -13,13 +13,15 @@ from functools import cache
 
 from pymatgen.core import Composition, Lattice, Structure
 
+LatticeParameters = tuple[float, float, float, float, float, float]  # a, b, c, alpha, beta, gamma
+
 
 @dataclass(frozen=True)
 class Prototype:
     name: str  # "<structure type>-<representative compound>"
     formula: str  # expected composition of the conventional cell, checked in tests
     spacegroup: str
-    lattice: tuple[float, float, float, float, float, float]  # a, b, c, alpha, beta, gamma
+    lattice: LatticeParameters
     species: tuple[str, ...]
     coords: tuple[tuple[float, float, float], ...]
 
@@ -33,15 +35,15 @@ class Prototype:
         return conv.get_primitive_structure()
 
 
-def _cubic(a: float) -> tuple[float, ...]:
+def _cubic(a: float) -> LatticeParameters:
     return (a, a, a, 90.0, 90.0, 90.0)
 
 
-def _hex(a: float, c: float) -> tuple[float, ...]:
+def _hex(a: float, c: float) -> LatticeParameters:
     return (a, a, c, 90.0, 90.0, 120.0)
 
 
-def _tetragonal(a: float, c: float) -> tuple[float, ...]:
+def _tetragonal(a: float, c: float) -> LatticeParameters:
     return (a, a, c, 90.0, 90.0, 90.0)
 
 

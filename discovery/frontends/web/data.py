@@ -4,7 +4,7 @@ CLI and a running campaign write to the same store, so nothing is cached in the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymatgen.core import Composition, Structure
 from sqlalchemy import func, select
@@ -24,6 +24,9 @@ from discovery.store import (
 )
 from discovery.store.convert import space_group_number, structure_from_json
 from discovery.store.queries import deciding_hull_results
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 # column -> header of the candidate table; every column sorts
 TABLE_COLUMNS = {
@@ -264,7 +267,7 @@ def candidate_view(camp: OpenCampaign, uid: str) -> CandidateView | None:
     )
 
 
-def _phase_points(session, camp: OpenCampaign, comp: Composition) -> list[PhasePoint]:
+def _phase_points(session: Session, camp: OpenCampaign, comp: Composition) -> list[PhasePoint]:
     """Entries of the latest hull whose elements lie within the candidate's system."""
     latest = session.scalar(
         select(func.max(HullResult.round_index)).where(HullResult.fidelity == camp.fidelity)
