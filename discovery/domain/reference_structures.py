@@ -34,7 +34,7 @@ def elemental_polymorphs(symbol: str) -> list[CandidateRecord]:
         bond = 2 * float(el.atomic_radius_calculated or el.atomic_radius or 0.6) * 0.9
         lattice = Lattice.cubic(BOX)
         dimer = Structure(
-            lattice, [symbol, symbol], [[0, 0, 0], [0, 0, bond]], coords_are_cartesian=True
+            lattice, [symbol, symbol], [[0.0, 0.0, 0.0], [0, 0, bond]], coords_are_cartesian=True
         )
         return [CandidateRecord(dimer, "reference", f"dimer-{symbol}", {"fixed_cell": True})]
     r = _radius(el)
@@ -44,13 +44,15 @@ def elemental_polymorphs(symbol: str) -> list[CandidateRecord]:
             Structure(
                 Lattice.cubic(2 * math.sqrt(2) * r),
                 [symbol] * 4,
-                [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+                [[0.0, 0.0, 0.0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
             ),
         ),
         (
             "bcc",
             Structure(
-                Lattice.cubic(4 * r / math.sqrt(3)), [symbol] * 2, [[0, 0, 0], [0.5, 0.5, 0.5]]
+                Lattice.cubic(4 * r / math.sqrt(3)),
+                [symbol] * 2,
+                [[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]],
             ),
         ),
         (

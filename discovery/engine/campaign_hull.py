@@ -62,8 +62,9 @@ def _mp2020_formation_energies(pairs) -> dict[int, float]:
         if key not in _MP2020_CACHE:
             structure = structure_from_json(calc.final_structure or cand.structure)
             _MP2020_CACHE[key] = mp_formation_energy_per_atom(structure, calc.energy_per_atom)
-        if _MP2020_CACHE[key] is not None:
-            out[cand.id] = _MP2020_CACHE[key]
+        e_form = _MP2020_CACHE[key]
+        if e_form is not None:
+            out[cand.id] = e_form
     return out
 
 

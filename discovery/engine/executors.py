@@ -26,6 +26,8 @@ from pymatgen.core import Structure
 from discovery.config import ConfigError
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     from simulators import RelaxResult, Simulator
 
 log = logging.getLogger(__name__)
@@ -170,7 +172,9 @@ def jobqueue_cluster(ex):
 
 def default_workers() -> int:
     """One single-threaded worker per core this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # None where the count is unknown
 
 
 def executor_for(ex) -> Executor:
@@ -284,7 +288,7 @@ class PoolExecutor:
     def __init__(self, workers: int = 2, retries: int = 2) -> None:
         self.workers = workers
         self.retries = retries
-        self._pool = None
+        self._pool: ProcessPoolExecutor | None = None
 
     def _fresh_pool(self):
         import multiprocessing

@@ -102,7 +102,7 @@ def round_guards(
     guards = ctx.config.guards
     warnings = guard_warnings(
         [*history, holdout_mae],
-        div["chemsys"],
+        int(div["chemsys"]),
         len(picked),
         len(open_systems),
         guards.rise_rounds,

@@ -64,7 +64,7 @@ def run_campaign(
     location.prepare(config)
     ctx = open_context(config, location, progress or StageProgress())
     with ctx.db.session() as session:
-        camp = session.get(Campaign, ctx.campaign_id)
+        camp = session.get_one(Campaign, ctx.campaign_id)
         camp.status = "running"
         parent = ctx.tracker.start_parent(
             camp.mlflow_run_id, config.name, config.model_dump(mode="json")
@@ -79,7 +79,7 @@ def run_campaign(
     finally:
         ctx.close()
     with ctx.db.session() as session:
-        session.get(Campaign, ctx.campaign_id).status = "finished"
+        session.get_one(Campaign, ctx.campaign_id).status = "finished"
     ctx.tracker.finish(parent)
     return ctx
 

@@ -63,7 +63,7 @@ def shortlist(
         fidelities = [fidelities]
     out = []
     with db.session() as session:
-        campaign = session.get(Campaign, campaign_id)
+        campaign = session.get_one(Campaign, campaign_id)
         # The config that made the shortlist: with its hash a row names the exact campaign.
         config_sha = hashlib.sha256(campaign.config_yaml.encode()).hexdigest()
         query = (
@@ -85,6 +85,7 @@ def shortlist(
                     Calculation.candidate_id == cand.id, Calculation.fidelity == hull.fidelity
                 )
             ).first()
+            assert calc is not None  # a hull result implies its calculation at that fidelity
             # The round that validated it on the first rung holds the prediction and the run.
             first_calc_round = session.scalar(
                 select(Calculation.round_index).where(

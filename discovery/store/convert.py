@@ -25,7 +25,11 @@ def space_group_number(structure: Structure, symprec: float = SYMPREC) -> int | 
         return None
 
 
-def structure_from_json(data: dict[str, Any]) -> Structure:
+def structure_from_json(data: dict[str, Any] | None) -> Structure:
+    """The pymatgen structure stored as JSON; a missing one (a failed calculation's final
+    structure) is an error here rather than an AttributeError deep in pymatgen."""
+    if data is None:
+        raise ValueError("no structure stored (a failed calculation has no final structure)")
     return Structure.from_dict(data)
 
 

@@ -38,7 +38,11 @@ def alembic_config() -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    """The newest revision in discovery/store/migrations: what a current store is stamped."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError("no migration revisions found in the package")
+    return head
 
 
 def current_revision(connection: Connection) -> str | None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy import select
 
+from discovery.config import FidelityConfig
 from discovery.domain.records import RungMetricKeys
 from discovery.engine.campaign_hull import current_hull, record_hull
 from discovery.engine.context import CampaignContext
@@ -28,6 +29,7 @@ def promotion_picks(
     at most `promote` of them and none beyond `promote_max_e_above_hull`."""
     below = ctx.config.ladder[rung - 1].fidelity
     cfg = ctx.config.ladder[rung]
+    assert isinstance(cfg, FidelityConfig)  # every rung above the first is one
     rows = session.execute(
         select(HullResult.candidate_id, HullResult.e_above_hull)
         .join(Candidate, Candidate.id == HullResult.candidate_id)
