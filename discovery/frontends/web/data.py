@@ -57,12 +57,12 @@ def candidate_rows(camp: OpenCampaign) -> list[dict[str, Any]]:
         ).all()
         ids = [c.id for c in cands]
         preds: dict[int, Prediction] = {}
-        for p in session.scalars(
+        for pred in session.scalars(
             select(Prediction)
             .where(Prediction.candidate_id.in_(ids))
             .order_by(Prediction.round_index)
         ):
-            preds[p.candidate_id] = p  # later rounds overwrite: the latest model's view
+            preds[pred.candidate_id] = pred  # later rounds overwrite: the latest model's view
         hulls = deciding_hull_results(session, ids, camp.fidelities)
         queue = {
             q.candidate_id: q
@@ -248,7 +248,7 @@ def candidate_view(camp: OpenCampaign, uid: str) -> CandidateView | None:
     if latest_hull:
         marked = Marked(uid, comp, latest_hull[-1].e_form_per_atom, predicted=False)
     elif prediction_rows:
-        marked = Marked(uid, comp, prediction_rows[-1]["e_form_mean"], predicted=True)
+        marked = Marked(uid, comp, preds[-1][0].e_form_mean, predicted=True)
     return CandidateView(
         uid=uid,
         row=cand,

@@ -173,14 +173,18 @@ def _ternary(elements, ids, e_hull, hull) -> go.Figure:
                 tuple(sorted((e1.composition.reduced_formula, e2.composition.reduced_formula)))
             )
     fig = go.Figure()
-    a, b, c = [], [], []
+    a: list[float | None] = []
+    b: list[float | None] = []
+    c: list[float | None] = []
     for f1, f2 in sorted(edges):
         for f in (f1, f2):
             comp = Composition(f)
             a.append(comp.get_atomic_fraction(elements[0]))
             b.append(comp.get_atomic_fraction(elements[1]))
             c.append(comp.get_atomic_fraction(elements[2]))
-        a.append(None), b.append(None), c.append(None)
+        a.append(None)  # a gap: the next edge is a separate line
+        b.append(None)
+        c.append(None)
     fig.add_trace(
         go.Scatterternary(
             a=a,
