@@ -51,7 +51,7 @@ def encode_graph(graph: Data) -> bytes:
     has_weight = weight is not None
     header = np.array([len(z), dist.size, int(has_weight)], dtype=np.int64)
     parts = [header, z, edge_index.reshape(-1), dist]
-    if has_weight:
+    if weight is not None:
         parts.append(weight.numpy().astype(np.float64))
     return b"".join(np.ascontiguousarray(p).tobytes() for p in parts)
 

@@ -31,7 +31,7 @@ def structure_to_graph(structure: Structure, cutoff: float, merge_images: bool =
     z = np.fromiter((site.specie.Z for site in structure), dtype=np.int64, count=len(structure))
     data = Data(z=torch.from_numpy(z), num_nodes=len(structure))
     if merge_images:
-        counts = np.ones(0)
+        counts: np.ndarray = np.ones(0)
         if dist.size:
             # One integer per edge (pair, then distance in units of _SAME_DISTANCE): a 1-D
             # unique is several times faster than a row-wise one.

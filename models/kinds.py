@@ -20,7 +20,7 @@ from models.settings import CompositionSettings, GNNSettings
 @dataclass(frozen=True)
 class ModelKind:
     name: str
-    settings_cls: type
+    settings_cls: type[GNNSettings] | type[CompositionSettings]
     build: Callable[[Any], nn.Module]
     # (inputs, settings, graph cache or None) -> graphs
     to_graphs: Callable[[Sequence[Any], Any, Any], list[Data]]
