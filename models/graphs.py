@@ -54,8 +54,10 @@ def structure_to_graph(structure: Structure, cutoff: float, merge_images: bool =
 def graphs_for(
     structures: Sequence[Structure], cutoff: float, merge_images: bool = False
 ) -> list[Data]:
+    """One crystal graph per structure (see `structure_to_graph`)."""
     return [structure_to_graph(s, cutoff, merge_images) for s in structures]
 
 
 def collate(graphs: Sequence[Data], device: torch.device) -> Batch:
+    """The graphs batched into one disjoint graph on `device`."""
     return Batch.from_data_list(list(graphs)).to(device)

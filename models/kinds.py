@@ -58,6 +58,7 @@ KINDS = {kind.name: kind for kind in (CRYSTAL, COMPOSITION)}
 
 
 def kind_of(settings: Any) -> ModelKind:
+    """The model kind whose settings class `settings` is an instance of; TypeError otherwise."""
     for kind in KINDS.values():
         if type(settings) is kind.settings_cls:
             return kind
@@ -65,6 +66,7 @@ def kind_of(settings: Any) -> ModelKind:
 
 
 def kind_named(name: str) -> ModelKind:
+    """The model kind called `name`; ValueError listing the known kinds otherwise."""
     try:
         return KINDS[name]
     except KeyError:

@@ -29,6 +29,8 @@ def _radius(el: Element) -> float:
 
 
 def elemental_polymorphs(symbol: str) -> list[CandidateRecord]:
+    """Reference structures of one element: a dimer in a fixed box for diatomic gases,
+    otherwise fcc, bcc and hcp cells sized from its atomic radius."""
     el = Element(symbol)
     if symbol in DIATOMIC:
         bond = 2 * float(el.atomic_radius_calculated or el.atomic_radius or 0.6) * 0.9
@@ -109,6 +111,8 @@ def known_compound(spec: str) -> CandidateRecord:
 
 
 def reference_records(elements: tuple[str, ...], known: list[str]) -> list[CandidateRecord]:
+    """The references of a campaign: each element's simple polymorphs and the user's `known`
+    compounds. ValueError for a known compound with elements outside `elements`."""
     out: list[CandidateRecord] = []
     for el in elements:
         out.extend(elemental_polymorphs(el))

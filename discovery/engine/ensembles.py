@@ -37,6 +37,7 @@ def model_settings(ctx: CampaignContext):
 
 
 def latest_model(ctx: CampaignContext, session: Session, before_round: int) -> ModelVersion | None:
+    """The newest model trained before round `before_round`, or None before the first one."""
     return session.scalars(
         select(ModelVersion)
         .where(ModelVersion.campaign_id == ctx.campaign_id, ModelVersion.round_index < before_round)
@@ -45,6 +46,8 @@ def latest_model(ctx: CampaignContext, session: Session, before_round: int) -> M
 
 
 def load_ensemble(ctx: CampaignContext, model: ModelVersion):
+    """The ensemble saved for `model`, on the configured device; the checkpoint must match the
+    config's model settings."""
     from models import Ensemble
 
     return Ensemble.load(

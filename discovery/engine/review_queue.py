@@ -150,6 +150,7 @@ def _find(session: Session, campaign_id: int, uid: str) -> Candidate:
 def decide(
     db: Database, campaign_id: int, uid: str, decision: str, reviewer: str, note: str = ""
 ) -> ReviewDecisionRecord:
+    """Record one reviewer's decision on one candidate (see `decide_many`)."""
     return decide_many(db, campaign_id, [uid], decision, reviewer, note)[0]
 
 
@@ -211,6 +212,7 @@ def comment(
 
 
 def history(db: Database, campaign_id: int, uid: str) -> list[ReviewDecisionRecord]:
+    """Every decision and comment on candidate `uid`, oldest first."""
     with db.session() as session:
         rows = session.execute(
             select(Candidate.uid, ReviewDecision)

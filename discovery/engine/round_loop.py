@@ -60,6 +60,8 @@ def open_context(
 def run_campaign(
     config: CampaignConfig, directory: Path, progress: StageProgress | None = None
 ) -> CampaignContext:
+    """Run `config` in `directory` from where it stopped (a fresh directory starts at round 0)
+    and return its context once every round is done."""
     location = CampaignDirectory(Path(directory))
     location.prepare(config)
     ctx = open_context(config, location, progress or StageProgress())

@@ -199,6 +199,8 @@ def render_export(items: list[tuple[dict[str, Any], Any]], fmt: str) -> bytes:
 
 
 def write_export(items: list[tuple[dict[str, Any], Any]], fmt: str, out: Path) -> Path:
+    """Write shortlist `items` to `out` in `fmt` (csv, json, cif or extxyz), creating its folder;
+    returns the path. A bad format raises before any file is created."""
     data = render_export(items, fmt)  # raises on a bad format before a file is created
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ SYMPREC = 0.1  # Å; loose enough for unrelaxed generated structures
 
 
 def space_group_number(structure: Structure, symprec: float = SYMPREC) -> int | None:
+    """The space group number at `symprec`, or None where spglib cannot find one."""
     try:
         return int(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
     except Exception as err:  # spglib gives up on some distorted cells; that is not fatal
@@ -36,6 +37,7 @@ def structure_from_json(data: dict[str, Any] | None) -> Structure:
 def candidate_row(
     record: CandidateRecord, campaign_id: int, uid: str, round_index: int, is_reference: bool
 ) -> Candidate:
+    """A new candidate row for the store from a generated record."""
     s = record.structure
     comp = s.composition
     return Candidate(

@@ -309,10 +309,12 @@ _PROTOTYPES: tuple[Prototype, ...] = (
 
 
 def prototype_names() -> list[str]:
+    """Names of the built-in prototypes, in table order."""
     return [p.name for p in _PROTOTYPES]
 
 
 def get_prototype(name: str) -> Prototype:
+    """The built-in prototype of this name; KeyError listing the known names otherwise."""
     for p in _PROTOTYPES:
         if p.name == name:
             return p
@@ -320,6 +322,7 @@ def get_prototype(name: str) -> Prototype:
 
 
 def prototypes(names: list[str] | None = None) -> list[Prototype]:
+    """The named built-in prototypes in the order given, or all of them for None."""
     return list(_PROTOTYPES) if names is None else [get_prototype(n) for n in names]
 
 
@@ -334,4 +337,5 @@ def prototype_structure(name: str) -> Structure:
 
 
 def expected_composition(p: Prototype) -> Composition:
+    """The composition the prototype's conventional cell must have (checked in the tests)."""
     return Composition(p.formula)

@@ -81,6 +81,8 @@ def _composition_ranker(ctx: CampaignContext, session: Session, round_index: int
 
 
 def run(ctx: CampaignContext, round_index: int) -> None:
+    """Generate this round's new candidates (substitution, random and partial substitution)
+    and store those not already seen."""
     # One stream per round: a resumed round regenerates exactly what an uninterrupted one would.
     rng = np.random.default_rng([ctx.config.seed, round_index, 1])
     gen = ctx.config.generation

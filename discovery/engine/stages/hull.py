@@ -37,6 +37,8 @@ def _mae_before_retrain(
 
 
 def run(ctx: CampaignContext, round_index: int) -> None:
+    """Rebuild the hull with this round's validations, record every candidate's distance and
+    the round's hull metrics."""
     threshold = ctx.config.stability_threshold
     with ctx.progress.stage(f"round {round_index}: hull", 1) as task, ctx.db.session() as session:
         hull, e_form = record_hull(ctx, session, round_index)

@@ -75,6 +75,8 @@ def agreement(lower: dict[int, float], upper: dict[int, float], ids) -> tuple[fl
 
 
 def run(ctx: CampaignContext, round_index: int) -> None:
+    """Relax the round's best candidates of each rung again on the next rung of the ladder and
+    record each rung's hull."""
     ladder = ctx.config.ladder
     metrics: dict[str, float | int | None] = {}
     for rung in range(1, len(ladder)):

@@ -94,6 +94,7 @@ def candidate_rows(camp: OpenCampaign) -> list[dict[str, Any]]:
 
 
 def candidate_exists(camp: OpenCampaign, uid: str) -> bool:
+    """Whether this campaign has a candidate `uid`."""
     with camp.db.session() as session:
         return (
             session.scalar(
@@ -188,6 +189,8 @@ class CandidateView:
 
 
 def candidate_view(camp: OpenCampaign, uid: str) -> CandidateView | None:
+    """Everything the candidate page shows (structures, calculations, predictions, hull and
+    phase diagram data, review history); None for an unknown `uid`."""
     with camp.db.session() as session:
         cand = session.scalars(
             select(Candidate).where(Candidate.campaign_id == camp.campaign_id, Candidate.uid == uid)

@@ -36,6 +36,8 @@ def _hover(uid: str, comp: Composition, e_form: float, e_hull: float) -> str:
 
 
 def phase_figure(elements: list[str], points: list[PhasePoint], marked: Marked) -> go.Figure:
+    """The binary or ternary formation-energy hull of `points`, with the candidate `marked` as
+    a star."""
     elements = sorted(elements)
     ids = {i: p for i, p in enumerate(points)}
     hull = FormationHull(elements, [(i, p.composition, p.e_form_per_atom) for i, p in ids.items()])
