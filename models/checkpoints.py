@@ -18,6 +18,8 @@ class CheckpointMismatchError(ValueError):
 
 
 def settings_mismatch(saved: Any, wanted: Any) -> list[str]:
+    """How a checkpoint's model settings differ from the wanted ones, one line per field
+    (empty when they agree)."""
     if type(saved) is not type(wanted):
         # Field-by-field differences between two unrelated models would only bury the cause.
         return [
@@ -65,6 +67,8 @@ def write_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The payload of an ensemble checkpoint, loaded with weights_only; CheckpointMismatchError
+    for another file or an unsupported format version."""
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or "format_version" not in payload:
         raise CheckpointMismatchError(f"{path} is not an ensemble checkpoint")

@@ -50,6 +50,7 @@ class CompositionNet(nn.Module):
         # +1 so that max_z itself is a valid atomic number (index 0 is unused).
         self.embedding = nn.Embedding(settings.max_z + 1, hidden)
         self.descriptors: nn.Linear | None = None
+        self.element_table: Tensor  # a buffer, registered with the descriptors
         if settings.element_descriptors:
             table = torch.from_numpy(element_feature_table(settings.max_z))
             # Saved with the weights, so a checkpoint means the same after a pymatgen update.

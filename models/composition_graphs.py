@@ -12,6 +12,7 @@ CompositionLike = Composition | str | Structure
 
 
 def as_composition(item: CompositionLike) -> Composition:
+    """A Composition from a Composition, formula string or Structure."""
     if isinstance(item, Composition):
         return item
     if isinstance(item, Structure):
@@ -48,8 +49,10 @@ def composition_to_graph(item: CompositionLike) -> Data:
 
 
 def composition_graphs_for(items: Sequence[CompositionLike]) -> list[Data]:
+    """One composition graph per item (see `composition_to_graph`)."""
     return [composition_to_graph(item) for item in items]
 
 
 def reduced_formula(item: CompositionLike) -> str:
+    """The reduced formula of a composition-like item (groups polymorphs in splits)."""
     return as_composition(item).reduced_formula

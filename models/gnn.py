@@ -33,8 +33,9 @@ class CrystalGNN(nn.Module):
 
     def reset_parameters(self) -> None:
         for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if module is not self and callable(reset):
+                reset()
 
     def forward(self, batch: Batch | Data | ReducedBatch) -> Tensor:
         """Energy per atom, shape [n_graphs], in the units the model was trained on."""

@@ -40,10 +40,14 @@ def structure_hash(structure: Structure) -> str:
 
 
 def graph_key(structure: Structure, cutoff: float, merge_images: bool) -> str:
+    """The cache key of a structure's graph: format version, structure hash, cutoff and
+    whether periodic images are merged."""
     return f"g{GRAPH_FORMAT}:{structure_hash(structure)}:{cutoff:.6g}:{int(merge_images)}"
 
 
 def encode_graph(graph: Data) -> bytes:
+    """A crystal graph as compact bytes (header, atomic numbers, edges, distances and the
+    optional edge weights) for the graph cache."""
     z = graph.z.numpy().astype(np.int64)
     edge_index = graph.edge_index.numpy().astype(np.int64)
     dist = graph.edge_dist.numpy().astype(np.float64)
@@ -51,12 +55,13 @@ def encode_graph(graph: Data) -> bytes:
     has_weight = weight is not None
     header = np.array([len(z), dist.size, int(has_weight)], dtype=np.int64)
     parts = [header, z, edge_index.reshape(-1), dist]
-    if has_weight:
+    if weight is not None:
         parts.append(weight.numpy().astype(np.float64))
     return b"".join(np.ascontiguousarray(p).tobytes() for p in parts)
 
 
 def decode_graph(payload: bytes) -> Data:
+    """The graph `encode_graph` wrote."""
     n_nodes, n_edges, has_weight = np.frombuffer(payload, dtype=np.int64, count=3)
     offset = 3 * 8
 

@@ -31,7 +31,7 @@ def structure_to_graph(structure: Structure, cutoff: float, merge_images: bool =
     z = np.fromiter((site.specie.Z for site in structure), dtype=np.int64, count=len(structure))
     data = Data(z=torch.from_numpy(z), num_nodes=len(structure))
     if merge_images:
-        counts = np.ones(0)
+        counts: np.ndarray = np.ones(0)
         if dist.size:
             # One integer per edge (pair, then distance in units of _SAME_DISTANCE): a 1-D
             # unique is several times faster than a row-wise one.
@@ -54,8 +54,10 @@ def structure_to_graph(structure: Structure, cutoff: float, merge_images: bool =
 def graphs_for(
     structures: Sequence[Structure], cutoff: float, merge_images: bool = False
 ) -> list[Data]:
+    """One crystal graph per structure (see `structure_to_graph`)."""
     return [structure_to_graph(s, cutoff, merge_images) for s in structures]
 
 
 def collate(graphs: Sequence[Data], device: torch.device) -> Batch:
+    """The graphs batched into one disjoint graph on `device`."""
     return Batch.from_data_list(list(graphs)).to(device)

@@ -20,7 +20,7 @@ from models.settings import CompositionSettings, GNNSettings
 @dataclass(frozen=True)
 class ModelKind:
     name: str
-    settings_cls: type
+    settings_cls: type[GNNSettings] | type[CompositionSettings]
     build: Callable[[Any], nn.Module]
     # (inputs, settings, graph cache or None) -> graphs
     to_graphs: Callable[[Sequence[Any], Any, Any], list[Data]]
@@ -58,6 +58,7 @@ KINDS = {kind.name: kind for kind in (CRYSTAL, COMPOSITION)}
 
 
 def kind_of(settings: Any) -> ModelKind:
+    """The model kind whose settings class `settings` is an instance of; TypeError otherwise."""
     for kind in KINDS.values():
         if type(settings) is kind.settings_cls:
             return kind
@@ -65,6 +66,7 @@ def kind_of(settings: Any) -> ModelKind:
 
 
 def kind_named(name: str) -> ModelKind:
+    """The model kind called `name`; ValueError listing the known kinds otherwise."""
     try:
         return KINDS[name]
     except KeyError:

@@ -41,6 +41,7 @@ class GaussianRBF(nn.Module):
         super().__init__()
         self.cutoff = cutoff
         # A buffer so the centres follow .to(device/dtype) and define the model's working dtype.
+        self.centres: Tensor
         self.register_buffer("centres", torch.linspace(0.0, cutoff, n_rbf))
         self.gamma = 1.0 / (cutoff / (n_rbf - 1)) ** 2
 

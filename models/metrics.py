@@ -32,6 +32,7 @@ def _pair(true: ArrayLike, pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def regression_metrics(true: ArrayLike, pred: ArrayLike) -> dict[str, float]:
+    """MAE, RMSE and R² of `pred` against `true` (R² is NaN for constant targets)."""
     t, p = _pair(true, pred)
     err = p - t
     ss_tot = float(np.sum((t - t.mean()) ** 2))
@@ -120,6 +121,8 @@ def fit_variance_scale(errors: ArrayLike, std: ArrayLike) -> float:
 
 
 def calibration_metrics(errors: ArrayLike, std: ArrayLike) -> dict[str, float]:
+    """How well the ensemble spread `std` tracks the `errors`: rank correlation,
+    miscalibration area and Gaussian negative log-likelihood."""
     return {
         "spearman_abs_err_std": error_std_spearman(errors, std),
         "miscalibration_area": miscalibration_area(errors, std),

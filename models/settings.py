@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 _DTYPES = ("float32", "float64")
 
@@ -16,6 +16,9 @@ def _check_keys(cls: type, data: dict[str, Any]) -> None:
 
 
 class _DictMixin:
+    # Every subclass is a dataclass: this makes asdict() accept `self`.
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

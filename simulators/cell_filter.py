@@ -59,7 +59,8 @@ class FastFrechetCellFilter(FrechetCellFilter):
         pos[n:] = (self._log_deformation() + np.log(float(n)) * np.eye(3)) * self.exp_cell_factor
         return pos
 
-    def set_positions(self, new, **kwargs):
+    # ase's Filter names the argument `positions`, its UnitCellFilter `new`: no name fits both.
+    def set_positions(self, new, **kwargs):  # type: ignore[override]
         super().set_positions(new, **kwargs)
         if self._plain:
             # The cell is now orig @ expm(X)^T / cell_factor with X below: its log is known.

@@ -109,6 +109,7 @@ def _die_with_parent() -> None:
 
 
 def write_result(result: RelaxResult, path: Path) -> None:
+    """Write `result` as JSON to `path` atomically (via a renamed temporary file)."""
     # Rename into place so the parent never reads half a file from a child killed mid-write.
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(result.to_dict()))
@@ -116,6 +117,8 @@ def write_result(result: RelaxResult, path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """Entry point of the DFT subprocess: relax the job file's structure and write the result
+    file; returns the exit status."""
     if len(argv) != 2:
         sys.stderr.write(__doc__ or "")
         return 2

@@ -30,6 +30,7 @@ class Insane(Exception):
 
 
 def require(reason: str | None) -> None:
+    """Raise Insane with `reason` when a sanity check returned one."""
     if reason is not None:
         raise Insane(reason)
 
@@ -136,6 +137,7 @@ def failed_result(
 
 
 def stress_gpa(atoms: Atoms) -> tuple[float, ...] | None:
+    """The Voigt stress in GPa, or None when the calculator does not compute stress."""
     try:
         stress = atoms.get_stress(voigt=True)
     except PropertyNotImplementedError:
@@ -144,6 +146,8 @@ def stress_gpa(atoms: Atoms) -> tuple[float, ...] | None:
 
 
 def to_structure(atoms: Atoms) -> Structure:
+    """The geometry of `atoms` as a pymatgen Structure, without calculator results or initial
+    magnetic moments as site properties."""
     # Convert a calculator-free copy without the starting moments, so neither calculator
     # results (magmoms, charges) nor inputs leak into site properties: a plain geometry.
     plain = atoms.copy()
@@ -153,6 +157,7 @@ def to_structure(atoms: Atoms) -> Structure:
 
 
 def safe_structure(atoms: Atoms | None) -> Structure | None:
+    """`to_structure`, or None for no atoms or a geometry too broken to convert."""
     if atoms is None:
         return None
     try:

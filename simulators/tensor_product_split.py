@@ -35,7 +35,8 @@ def split_weight_slices(model: torch.nn.Module) -> int:
         for child in module.children():
             if isinstance(child, fx.GraphModule):
                 rewritten += _rewrite_graph(child)
-    model._weight_slices_split = True
+    # torch types Module.__setattr__ for tensors and modules only; a flag is a plain attribute.
+    model._weight_slices_split = True  # type: ignore[assignment]
     return rewritten
 
 

@@ -34,8 +34,9 @@ def rising(history: Sequence[float | None], rounds: int, min_fraction: float = 0
     """True when the last `rounds` steps of `history` each went up, by `min_fraction` of the
     starting value in all (missing values break it). Retraining noise moves a held-out error
     by a few per cent; drift is what keeps going beyond that."""
-    tail = list(history[-(rounds + 1) :])
-    if len(tail) < rounds + 1 or any(v is None for v in tail):
+    window = history[-(rounds + 1) :]
+    tail = [v for v in window if v is not None]
+    if len(tail) < rounds + 1:
         return False
     steps_up = all(b > a for a, b in zip(tail, tail[1:], strict=False))
     return steps_up and tail[-1] - tail[0] > min_fraction * abs(tail[0])

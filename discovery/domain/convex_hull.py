@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition
+from pymatgen.entries import Entry
 
 from discovery.domain.records import HullPoint
 
@@ -49,19 +50,22 @@ class FormationHull:
     def point(self, cid: int) -> HullPoint:
         entry = self._entries[cid]
         decomp, e_hull = self.diagram.get_decomp_and_e_above_hull(entry, allow_negative=True)
+        # None only with on_error="ignore"; the default raises instead.
+        assert decomp is not None and e_hull is not None
         return HullPoint(cid, entry.energy_per_atom, float(e_hull), _describe(decomp))
 
     def distance(self, composition: Composition, e_form_per_atom: float) -> float:
         """Energy above this hull of a hypothetical entry (negative = below the hull)."""
         entry = PDEntry(composition, e_form_per_atom * composition.num_atoms)
         _, e_hull = self.diagram.get_decomp_and_e_above_hull(entry, allow_negative=True)
+        assert e_hull is not None  # None only with on_error="ignore"
         return float(e_hull)
 
     def stable_formulas(self) -> list[str]:
         return sorted(e.composition.reduced_formula for e in self.diagram.stable_entries)
 
 
-def _describe(decomp: Mapping[PDEntry, float]) -> str:
+def _describe(decomp: Mapping[Entry, float]) -> str:
     parts = sorted(
         (f"{e.composition.reduced_formula}:{amount:.3f}" for e, amount in decomp.items()),
     )

@@ -20,6 +20,8 @@ DATA = "mp-elemental-reference-entries.json.gz"
 
 @cache
 def mp_elemental_entries() -> dict[str, ComputedEntry]:
+    """Materials Project's ground-state entry of each element, by symbol, from the bundled
+    data file (read once)."""
     raw = files("discovery").joinpath("data", DATA).read_bytes()
     data = json.loads(gzip.decompress(raw))
     with warnings.catch_warnings():

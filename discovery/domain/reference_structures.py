@@ -29,12 +29,14 @@ def _radius(el: Element) -> float:
 
 
 def elemental_polymorphs(symbol: str) -> list[CandidateRecord]:
+    """Reference structures of one element: a dimer in a fixed box for diatomic gases,
+    otherwise fcc, bcc and hcp cells sized from its atomic radius."""
     el = Element(symbol)
     if symbol in DIATOMIC:
         bond = 2 * float(el.atomic_radius_calculated or el.atomic_radius or 0.6) * 0.9
         lattice = Lattice.cubic(BOX)
         dimer = Structure(
-            lattice, [symbol, symbol], [[0, 0, 0], [0, 0, bond]], coords_are_cartesian=True
+            lattice, [symbol, symbol], [[0.0, 0.0, 0.0], [0, 0, bond]], coords_are_cartesian=True
         )
         return [CandidateRecord(dimer, "reference", f"dimer-{symbol}", {"fixed_cell": True})]
     r = _radius(el)
@@ -44,13 +46,15 @@ def elemental_polymorphs(symbol: str) -> list[CandidateRecord]:
             Structure(
                 Lattice.cubic(2 * math.sqrt(2) * r),
                 [symbol] * 4,
-                [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+                [[0.0, 0.0, 0.0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
             ),
         ),
         (
             "bcc",
             Structure(
-                Lattice.cubic(4 * r / math.sqrt(3)), [symbol] * 2, [[0, 0, 0], [0.5, 0.5, 0.5]]
+                Lattice.cubic(4 * r / math.sqrt(3)),
+                [symbol] * 2,
+                [[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]],
             ),
         ),
         (
@@ -107,6 +111,8 @@ def known_compound(spec: str) -> CandidateRecord:
 
 
 def reference_records(elements: tuple[str, ...], known: list[str]) -> list[CandidateRecord]:
+    """The references of a campaign: each element's simple polymorphs and the user's `known`
+    compounds. ValueError for a known compound with elements outside `elements`."""
     out: list[CandidateRecord] = []
     for el in elements:
         out.extend(elemental_polymorphs(el))

@@ -5,6 +5,7 @@ promote, screen, generate and learn stages and the collapse guards."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from pymatgen.core import Composition
 from sqlalchemy import delete
@@ -18,6 +19,9 @@ from discovery.engine.context import CampaignContext
 from discovery.store import HullResult
 from discovery.store.convert import structure_from_json
 from discovery.store.queries import validated_pairs
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +62,14 @@ def _mp2020_formation_energies(pairs) -> dict[int, float]:
         if key not in _MP2020_CACHE:
             structure = structure_from_json(calc.final_structure or cand.structure)
             _MP2020_CACHE[key] = mp_formation_energy_per_atom(structure, calc.energy_per_atom)
-        if _MP2020_CACHE[key] is not None:
-            out[cand.id] = _MP2020_CACHE[key]
+        e_form = _MP2020_CACHE[key]
+        if e_form is not None:
+            out[cand.id] = e_form
     return out
 
 
 def current_hull(
-    ctx: CampaignContext, session, rung: int = 0
+    ctx: CampaignContext, session: Session, rung: int = 0
 ) -> tuple[FormationHull, dict[int, float]]:
     """The hull of one rung of the fidelity ladder (0 = the simulator)."""
     sim = ctx.config.ladder[rung]
@@ -74,7 +79,7 @@ def current_hull(
     return FormationHull(ctx.config.elements, points), e_form
 
 
-def record_hull(ctx: CampaignContext, session, round_index: int, rung: int = 0):
+def record_hull(ctx: CampaignContext, session: Session, round_index: int, rung: int = 0):
     """Write this round's hull distance of everything computed at one rung; returns the hull
     and the formation energies."""
     fidelity = ctx.config.ladder[rung].fidelity

@@ -64,7 +64,9 @@ def _partial_parents(
         elements, gen.substitution.threshold, gen.substitution.prototypes, user
     )
     parents = [
-        Parent(rec.parent, rec.structure, {"map": rec.detail.get("map", {})}) for _, rec in subs
+        Parent(rec.parent, rec.structure, {"map": rec.detail.get("map", {})})
+        for _, rec in subs
+        if rec.parent is not None  # always set: a substitution names its prototype
     ]
     for u in user:
         if {el.symbol for el in u.structure.composition.elements} <= set(elements):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -14,6 +15,9 @@ from discovery.engine.progress import StageProgress
 from discovery.engine.tracking import Tracker
 from discovery.store import Calculation, Candidate, Round
 from discovery.store.queries import validated_pairs
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 @dataclass
@@ -68,16 +72,18 @@ class CampaignContext(OpenCampaign):
     def simulator(self):
         return self.simulator_for(0, relax_cell=True)
 
-    def validated_pairs(self, session) -> list[tuple[Candidate, Calculation]]:
+    def validated_pairs(self, session: Session) -> list[tuple[Candidate, Calculation]]:
         """Every successful calculation at this campaign's fidelity, references included."""
         return validated_pairs(session, self.campaign_id, self.fidelity)
 
-    def round_row(self, session, round_index: int) -> Round:
+    def round_row(self, session: Session, round_index: int) -> Round:
         return session.scalars(
             select(Round).where(Round.campaign_id == self.campaign_id, Round.index == round_index)
         ).one()
 
-    def mark_stage(self, session, round_index: int, stage: str, metrics: dict | None = None):
+    def mark_stage(
+        self, session: Session, round_index: int, stage: str, metrics: dict | None = None
+    ):
         """Record a finished stage in the same transaction as its results, so that a kill
         leaves either both or neither."""
         row = self.round_row(session, round_index)

@@ -4,6 +4,8 @@ tuning."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import select
 
 from discovery.engine.campaign_hull import formation_energies
@@ -11,6 +13,9 @@ from discovery.engine.context import CampaignContext
 from discovery.store import ModelVersion
 from discovery.store.convert import structure_from_json
 from discovery.store.queries import validated_pairs
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 # A formation energy beyond this is a broken relaxation, not chemistry worth learning.
 MAX_ABS_E_FORM = 10.0
@@ -31,7 +36,8 @@ def model_settings(ctx: CampaignContext):
     return settings_for(m.kind, m.cutoff, m.hidden, m.layers)
 
 
-def latest_model(ctx: CampaignContext, session, before_round: int) -> ModelVersion | None:
+def latest_model(ctx: CampaignContext, session: Session, before_round: int) -> ModelVersion | None:
+    """The newest model trained before round `before_round`, or None before the first one."""
     return session.scalars(
         select(ModelVersion)
         .where(ModelVersion.campaign_id == ctx.campaign_id, ModelVersion.round_index < before_round)
@@ -40,6 +46,8 @@ def latest_model(ctx: CampaignContext, session, before_round: int) -> ModelVersi
 
 
 def load_ensemble(ctx: CampaignContext, model: ModelVersion):
+    """The ensemble saved for `model`, on the configured device; the checkpoint must match the
+    config's model settings."""
     from models import Ensemble
 
     return Ensemble.load(
@@ -50,7 +58,7 @@ def load_ensemble(ctx: CampaignContext, model: ModelVersion):
 
 
 def training_set(
-    session,
+    session: Session,
     campaign_id: int,
     fidelity: str,
     exclude: frozenset[int] = frozenset(),

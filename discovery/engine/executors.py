@@ -27,6 +27,8 @@ from discovery.config import ConfigError
 from simulators.registry import Backend, ensure_registered
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     from simulators import RelaxResult, Simulator
 
 log = logging.getLogger(__name__)
@@ -176,7 +178,9 @@ def jobqueue_cluster(ex):
 
 def default_workers() -> int:
     """One single-threaded worker per core this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # None where the count is unknown
 
 
 def executor_for(ex) -> Executor:
@@ -290,7 +294,7 @@ class PoolExecutor:
     def __init__(self, workers: int = 2, retries: int = 2) -> None:
         self.workers = workers
         self.retries = retries
-        self._pool = None
+        self._pool: ProcessPoolExecutor | None = None
 
     def _fresh_pool(self):
         import multiprocessing

@@ -4,6 +4,7 @@ Shared by the validate and promote stages and the reference set."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -12,10 +13,13 @@ from discovery.engine.context import CampaignContext
 from discovery.store import Calculation, Candidate
 from discovery.store.convert import calculation_row, structure_from_json
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 log = logging.getLogger(__name__)
 
 
-def pending(ctx: CampaignContext, session, status: str, fidelity: str | None = None):
+def pending(ctx: CampaignContext, session: Session, status: str, fidelity: str | None = None):
     """Candidates in `status` that have no calculation at this fidelity (default: the
     simulator's) yet."""
     done = select(Calculation.candidate_id).where(
@@ -34,21 +38,23 @@ def pending(ctx: CampaignContext, session, status: str, fidelity: str | None = N
     )
 
 
-def starting_structures(ctx: CampaignContext, session, ids: list[int], rung: int):
+def starting_structures(ctx: CampaignContext, session: Session, ids: list[int], rung: int):
     """What each rung starts from: the generated structure on the first rung, the structure
     the rung below relaxed on the others (DFT starts where the potential stopped)."""
     if rung == 0:
-        return [structure_from_json(session.get(Candidate, cid).structure) for cid in ids]
+        return [structure_from_json(session.get_one(Candidate, cid).structure) for cid in ids]
     below = ctx.config.ladder[rung - 1].fidelity
-    finals = dict(
-        session.execute(
+    finals = {
+        cid: final
+        for cid, final in session.execute(
             select(Calculation.candidate_id, Calculation.final_structure).where(
                 Calculation.candidate_id.in_(ids), Calculation.fidelity == below
             )
-        ).all()
-    )
+        )
+    }
     return [
-        structure_from_json(finals.get(cid) or session.get(Candidate, cid).structure) for cid in ids
+        structure_from_json(finals.get(cid) or session.get_one(Candidate, cid).structure)
+        for cid in ids
     ]
 
 
@@ -63,7 +69,7 @@ def relax_and_record(
         fixed_ids = {
             cid
             for cid in candidate_ids
-            if (session.get(Candidate, cid).origin_detail or {}).get("fixed_cell")
+            if (session.get_one(Candidate, cid).origin_detail or {}).get("fixed_cell")
         }
     groups = [
         ([c for c in candidate_ids if c not in fixed_ids], True),
@@ -93,7 +99,7 @@ def relax_and_record(
 
 def _record(ctx: CampaignContext, cid: int, result, round_index: int, rung: int) -> None:
     with ctx.db.session() as session:
-        cand = session.get(Candidate, cid)
+        cand = session.get_one(Candidate, cid)
         fidelity = ctx.config.ladder[rung].fidelity
         session.add(calculation_row(cand, result, fidelity, round_index))
         # The status follows the first rung; a higher rung's failure leaves the candidate

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
@@ -14,6 +15,9 @@ from discovery.store import Candidate, Database, HullResult, ReviewDecision, Rev
 from discovery.store.convert import structure_from_json
 from discovery.store.queries import deciding_hull_results
 from discovery.store.schema import Calculation, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ class ReviewDecisionRecord:
 
 
 def novel_candidates(
-    session, campaign_id: int, fidelity: str, candidate_ids: Collection[int] | None = None
+    session: Session, campaign_id: int, fidelity: str, candidate_ids: Collection[int] | None = None
 ) -> set[int]:
     """Validated candidates whose relaxed structure matches no reference and no earlier
     candidate (two starting points often relax into the same crystal).
@@ -72,7 +76,7 @@ def novel_candidates(
 
 
 def fill_queue(
-    session,
+    session: Session,
     campaign_id: int,
     fidelity: str,
     round_index: int,
@@ -134,7 +138,7 @@ class NotQueued(ReviewError):
     """The candidate exists but is not in the review queue."""
 
 
-def _find(session, campaign_id: int, uid: str) -> Candidate:
+def _find(session: Session, campaign_id: int, uid: str) -> Candidate:
     cand = session.scalars(
         select(Candidate).where(Candidate.campaign_id == campaign_id, Candidate.uid == uid)
     ).first()
@@ -146,6 +150,7 @@ def _find(session, campaign_id: int, uid: str) -> Candidate:
 def decide(
     db: Database, campaign_id: int, uid: str, decision: str, reviewer: str, note: str = ""
 ) -> ReviewDecisionRecord:
+    """Record one reviewer's decision on one candidate (see `decide_many`)."""
     return decide_many(db, campaign_id, [uid], decision, reviewer, note)[0]
 
 
@@ -207,6 +212,7 @@ def comment(
 
 
 def history(db: Database, campaign_id: int, uid: str) -> list[ReviewDecisionRecord]:
+    """Every decision and comment on candidate `uid`, oldest first."""
     with db.session() as session:
         rows = session.execute(
             select(Candidate.uid, ReviewDecision)

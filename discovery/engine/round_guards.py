@@ -4,6 +4,7 @@ training."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pymatgen.core import Composition
@@ -15,13 +16,16 @@ from discovery.engine.context import CampaignContext
 from discovery.store import Calculation, Candidate, Round
 from discovery.store.convert import structure_from_json
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 log = logging.getLogger(__name__)
 
 # A reference this far above the hull is off it (not a rounding artefact of the hull itself).
 _OFF_HULL = 1e-6
 
 
-def holdout_reference_ids(ctx: CampaignContext, session) -> set[int]:
+def holdout_reference_ids(ctx: CampaignContext, session: Session) -> set[int]:
     """References off the hull at this fidelity: real structures the engine did not make,
     kept out of training so the model's error on them tracks drift. Ground states stay in
     training: they anchor formation energies at zero."""
@@ -54,7 +58,12 @@ def _holdout_mae(all_pairs, ensemble, holdout: set[int], scheme: str) -> float |
 
 
 def round_guards(
-    ctx: CampaignContext, session, round_index: int, ensemble, holdout: set[int], n_train: int
+    ctx: CampaignContext,
+    session: Session,
+    round_index: int,
+    ensemble,
+    holdout: set[int],
+    n_train: int,
 ) -> dict:
     """Guard metrics of this round and the warnings they raise (logged here too)."""
     picked = [
@@ -93,7 +102,7 @@ def round_guards(
     guards = ctx.config.guards
     warnings = guard_warnings(
         [*history, holdout_mae],
-        div["chemsys"],
+        int(div["chemsys"]),
         len(picked),
         len(open_systems),
         guards.rise_rounds,

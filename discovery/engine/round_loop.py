@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -20,6 +21,9 @@ from discovery.engine.stages import select as select_stage
 from discovery.engine.tracking import Tracker
 from discovery.store import Campaign, Round
 from discovery.store.schema import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +60,13 @@ def open_context(
 def run_campaign(
     config: CampaignConfig, directory: Path, progress: StageProgress | None = None
 ) -> CampaignContext:
+    """Run `config` in `directory` from where it stopped (a fresh directory starts at round 0)
+    and return its context once every round is done."""
     location = CampaignDirectory(Path(directory))
     location.prepare(config)
     ctx = open_context(config, location, progress or StageProgress())
     with ctx.db.session() as session:
-        camp = session.get(Campaign, ctx.campaign_id)
+        camp = session.get_one(Campaign, ctx.campaign_id)
         camp.status = "running"
         parent = ctx.tracker.start_parent(
             camp.mlflow_run_id, config.name, config.model_dump(mode="json")
@@ -75,12 +81,12 @@ def run_campaign(
     finally:
         ctx.close()
     with ctx.db.session() as session:
-        session.get(Campaign, ctx.campaign_id).status = "finished"
+        session.get_one(Campaign, ctx.campaign_id).status = "finished"
     ctx.tracker.finish(parent)
     return ctx
 
 
-def _round(ctx: CampaignContext, session, r: int) -> Round:
+def _round(ctx: CampaignContext, session: Session, r: int) -> Round:
     row = session.scalars(
         select(Round).where(Round.campaign_id == ctx.campaign_id, Round.index == r)
     ).first()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -15,6 +15,9 @@ from discovery.engine.context import CampaignContext
 from discovery.engine.parity_plot import parity_plot
 from discovery.engine.shortlist import shortlist, write_export
 from discovery.store import Calculation, ModelVersion, Prediction
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def report_round(ctx: CampaignContext, r: int, parent_run: str) -> dict[str, Any]:
@@ -31,13 +34,14 @@ def report_round(ctx: CampaignContext, r: int, parent_run: str) -> dict[str, Any
             model.mlflow_run_id = run_id
         checkpoint = ctx.directory / model.checkpoint if model is not None else None
         parity = _parity_data(ctx, session, r, screen_model)
+    assert run_id is not None  # the round's run is started before its stages
     ctx.tracker.log_metrics(run_id, metrics)
     ctx.tracker.log_metrics(parent_run, metrics, step=r)
     if metrics.get("guard_warnings"):
         # A tag shows in the runs table of the UI, where a metric list cannot go.
         ctx.tracker.client.set_tag(run_id, "guard_warnings", " | ".join(metrics["guard_warnings"]))
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         plot = parity_plot(*parity, f"round {r}: screen model {screen_model}", tmp / "parity.png")
         ctx.tracker.log_artifact(run_id, plot)
         items = shortlist(ctx.db, ctx.campaign_id, ctx.fidelities)
@@ -48,13 +52,15 @@ def report_round(ctx: CampaignContext, r: int, parent_run: str) -> dict[str, Any
     return metrics
 
 
-def _parity_data(ctx: CampaignContext, session, r: int, screen_model: str | None):
+def _parity_data(
+    ctx: CampaignContext, session: Session, r: int, screen_model: str | None
+) -> tuple[list[float], list[float], list[float]]:
     """(predicted, simulated, predicted std) formation energies of the round's validations
     by the model that screened them."""
     if screen_model is None:
         return [], [], []
     e_form = formation_energies(ctx.validated_pairs(session), ctx.config.simulator.formation_energy)
-    rows = session.execute(
+    found = session.execute(
         select(Prediction.candidate_id, Prediction.e_form_mean, Prediction.e_form_std)
         .join(Calculation, Calculation.candidate_id == Prediction.candidate_id)
         .where(
@@ -63,5 +69,5 @@ def _parity_data(ctx: CampaignContext, session, r: int, screen_model: str | None
             Calculation.fidelity == ctx.fidelity,
         )
     ).all()
-    rows = [(cid, m, s) for cid, m, s in rows if cid in e_form]
+    rows = [(cid, m, s) for cid, m, s in found if cid in e_form]
     return [m for _, m, _ in rows], [e_form[c] for c, _, _ in rows], [s for _, _, s in rows]

@@ -10,7 +10,7 @@ import json
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymatgen.io.cif import CifWriter
 from sqlalchemy import select
@@ -28,6 +28,9 @@ from discovery.store import (
 from discovery.store.convert import space_group_number, structure_from_json
 from discovery.store.queries import deciding_hull_results
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 FORMATS = ("csv", "json", "cif", "extxyz")
 # The file name suffix of each format, for downloads.
 SUFFIXES = {"csv": "csv", "json": "json", "cif": "zip", "extxyz": "extxyz"}
@@ -41,7 +44,7 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def _latest(session, model, candidate_id: int, order_col):
+def _latest(session: Session, model, candidate_id: int, order_col):
     return session.scalars(
         select(model).where(model.candidate_id == candidate_id).order_by(order_col.desc())
     ).first()
@@ -60,7 +63,7 @@ def shortlist(
         fidelities = [fidelities]
     out = []
     with db.session() as session:
-        campaign = session.get(Campaign, campaign_id)
+        campaign = session.get_one(Campaign, campaign_id)
         # The config that made the shortlist: with its hash a row names the exact campaign.
         config_sha = hashlib.sha256(campaign.config_yaml.encode()).hexdigest()
         query = (
@@ -82,6 +85,7 @@ def shortlist(
                     Calculation.candidate_id == cand.id, Calculation.fidelity == hull.fidelity
                 )
             ).first()
+            assert calc is not None  # a hull result implies its calculation at that fidelity
             # The round that validated it on the first rung holds the prediction and the run.
             first_calc_round = session.scalar(
                 select(Calculation.round_index).where(
@@ -195,6 +199,8 @@ def render_export(items: list[tuple[dict[str, Any], Any]], fmt: str) -> bytes:
 
 
 def write_export(items: list[tuple[dict[str, Any], Any]], fmt: str, out: Path) -> Path:
+    """Write shortlist `items` to `out` in `fmt` (csv, json, cif or extxyz), creating its folder;
+    returns the path. A bad format raises before any file is created."""
     data = render_export(items, fmt)  # raises on a bad format before a file is created
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested mappings as one level of dotted keys with string values, as MLflow params take
+    them."""
     out: dict[str, str] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"

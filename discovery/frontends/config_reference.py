@@ -54,6 +54,8 @@ def _rows(fields: dict, prefix: str = ""):
 
 
 def markdown() -> str:
+    """The README's table of every campaign config field (type, default, meaning), between
+    the BEGIN and END markers."""
     lines = [BEGIN, "", "| field | type | default | meaning |", "|---|---|---|---|"]
     lines += list(_rows(CampaignConfig.model_fields))
     lines += ["", END]

@@ -53,7 +53,7 @@ class Oracle:
         self._e_hull = np.asarray(e_above_hull, dtype=float)
         self.revealed: set[int] = set()
 
-    def reveal(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    def reveal(self, ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ids = list(ids)
         self.revealed.update(ids)
         return self._e_form[ids], self._e_hull[ids]

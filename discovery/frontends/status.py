@@ -45,6 +45,7 @@ def guard_warnings(camp: OpenCampaign) -> list[str]:
 
 
 def round_rows(camp: OpenCampaign) -> list[dict[str, Any]]:
+    """One row per round: its index, its last finished stage and its metrics."""
     with camp.db.session() as session:
         rounds = session.scalars(
             select(Round).where(Round.campaign_id == camp.campaign_id).order_by(Round.index)
@@ -91,6 +92,7 @@ def top_candidates(camp: OpenCampaign, n: int = 10) -> list[dict[str, Any]]:
 
 
 def counts(camp: OpenCampaign) -> dict[str, int]:
+    """How many candidates are in each status, and queue items in each review state."""
     with camp.db.session() as session:
         by_status = dict(
             session.execute(

@@ -105,6 +105,8 @@ def _objective(camp: OpenCampaign, structures, targets, epochs: int, tracker, pa
 
 
 def tune(camp: OpenCampaign, trials: int, output: Path, epochs: int | None = None) -> TuneResult:
+    """Search the model's hyperparameters with Optuna on the campaign's validated data (the
+    study resumes across calls) and write the best settings to `output`."""
     with camp.db.session() as session:
         structures, targets, ids = training_set(
             session,

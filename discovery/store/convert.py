@@ -18,6 +18,7 @@ SYMPREC = 0.1  # Å; loose enough for unrelaxed generated structures
 
 
 def space_group_number(structure: Structure, symprec: float = SYMPREC) -> int | None:
+    """The space group number at `symprec`, or None where spglib cannot find one."""
     try:
         return int(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
     except Exception as err:  # spglib gives up on some distorted cells; that is not fatal
@@ -25,13 +26,18 @@ def space_group_number(structure: Structure, symprec: float = SYMPREC) -> int | 
         return None
 
 
-def structure_from_json(data: dict[str, Any]) -> Structure:
+def structure_from_json(data: dict[str, Any] | None) -> Structure:
+    """The pymatgen structure stored as JSON; a missing one (a failed calculation's final
+    structure) is an error here rather than an AttributeError deep in pymatgen."""
+    if data is None:
+        raise ValueError("no structure stored (a failed calculation has no final structure)")
     return Structure.from_dict(data)
 
 
 def candidate_row(
     record: CandidateRecord, campaign_id: int, uid: str, round_index: int, is_reference: bool
 ) -> Candidate:
+    """A new candidate row for the store from a generated record."""
     s = record.structure
     comp = s.composition
     return Candidate(

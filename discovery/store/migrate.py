@@ -32,13 +32,18 @@ class StoreVersionError(RuntimeError):
 
 
 def alembic_config() -> Config:
+    """An Alembic config pointing at the packaged migrations (no alembic.ini needed)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    """The newest revision in discovery/store/migrations: what a current store is stamped."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError("no migration revisions found in the package")
+    return head
 
 
 def current_revision(connection: Connection) -> str | None:
@@ -61,6 +66,8 @@ def _lock(connection: Connection) -> None:
 
 
 def upgrade_to_head(engine: Engine) -> None:
+    """Migrate the store to the newest revision under a lock, so concurrent openers migrate
+    it once; a store already at head costs one read."""
     head = head_revision()
     with engine.connect() as connection:
         # The common case, a store already at head, costs one read and takes no lock.

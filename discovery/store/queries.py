@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, select
 
 from discovery.store.schema import Calculation, Candidate, HullResult, Prediction
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 
 def validated_pairs(
-    session, campaign_id: int, fidelity: str, validation_order: bool = False
+    session: Session, campaign_id: int, fidelity: str, validation_order: bool = False
 ) -> list[tuple[Candidate, Calculation]]:
     """Every successful calculation at one fidelity, references included: by candidate id, or
     references first and then in the order the calculations were stored."""
@@ -60,7 +64,7 @@ def bucket_query(campaign_id: int, formula: str, key_prefix: str) -> Select:
 
 
 def deciding_hull_results(
-    session,
+    session: Session,
     candidate_ids: Collection[int],
     fidelities: Sequence[str],
     round_index: int | None = None,

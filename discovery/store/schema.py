@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (the default of timestamp columns)."""
     return datetime.now(UTC)
 
 

@@ -59,6 +59,8 @@ class BucketKey:
 
 
 def coarse_prefix(formula: str, nprim: int) -> str:
+    """The leading part of every bucket key of this formula and primitive size, for looking up
+    buckets whose space group differs (the fallback comparison)."""
     return f"{formula}{SEP}{nprim}{SEP}"
 
 
@@ -71,6 +73,8 @@ def reduced_structure(structure: Structure) -> Structure:
 def bucket_key(
     structure: Structure, reduced: Structure | None = None, symprec: float = KEY_SYMPREC
 ) -> BucketKey:
+    """The bucket a structure is compared within: reduced formula, sites in the matcher's
+    primitive cell and space group. Pass `reduced` when the caller already has it."""
     reduced = reduced if reduced is not None else reduced_structure(structure)
     return BucketKey(
         structure.composition.reduced_formula,

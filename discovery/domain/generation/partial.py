@@ -97,7 +97,7 @@ def _ion(element: str, oxi: float) -> Species | None:
     ions = [s for s in _table().species if s.symbol == element]
     if not ions:
         return None
-    return min(ions, key=lambda s: abs(s.oxi_state - oxi))
+    return min(ions, key=lambda s: abs((s.oxi_state or 0.0) - oxi))
 
 
 def _probability(old: str, new: str, parent_oxi: dict[str, float] | None) -> float:
@@ -109,10 +109,10 @@ def _probability(old: str, new: str, parent_oxi: dict[str, float] | None) -> flo
     old_ion = _ion(old, parent_oxi[old])
     if old_ion is None:
         return 0.0
-    sign = np.sign(old_ion.oxi_state)
+    sign = np.sign(old_ion.oxi_state or 0.0)
     best = 0.0
     for ion in _table().species:
-        if ion.symbol != new or np.sign(ion.oxi_state) != sign:
+        if ion.symbol != new or np.sign(ion.oxi_state or 0.0) != sign:
             continue
         try:
             best = max(best, float(_table().cond_prob(ion, old_ion)))

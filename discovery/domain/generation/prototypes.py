@@ -13,13 +13,15 @@ from functools import cache
 
 from pymatgen.core import Composition, Lattice, Structure
 
+LatticeParameters = tuple[float, float, float, float, float, float]  # a, b, c, alpha, beta, gamma
+
 
 @dataclass(frozen=True)
 class Prototype:
     name: str  # "<structure type>-<representative compound>"
     formula: str  # expected composition of the conventional cell, checked in tests
     spacegroup: str
-    lattice: tuple[float, float, float, float, float, float]  # a, b, c, alpha, beta, gamma
+    lattice: LatticeParameters
     species: tuple[str, ...]
     coords: tuple[tuple[float, float, float], ...]
 
@@ -33,15 +35,15 @@ class Prototype:
         return conv.get_primitive_structure()
 
 
-def _cubic(a: float) -> tuple[float, ...]:
+def _cubic(a: float) -> LatticeParameters:
     return (a, a, a, 90.0, 90.0, 90.0)
 
 
-def _hex(a: float, c: float) -> tuple[float, ...]:
+def _hex(a: float, c: float) -> LatticeParameters:
     return (a, a, c, 90.0, 90.0, 120.0)
 
 
-def _tetragonal(a: float, c: float) -> tuple[float, ...]:
+def _tetragonal(a: float, c: float) -> LatticeParameters:
     return (a, a, c, 90.0, 90.0, 90.0)
 
 
@@ -307,10 +309,12 @@ _PROTOTYPES: tuple[Prototype, ...] = (
 
 
 def prototype_names() -> list[str]:
+    """Names of the built-in prototypes, in table order."""
     return [p.name for p in _PROTOTYPES]
 
 
 def get_prototype(name: str) -> Prototype:
+    """The built-in prototype of this name; KeyError listing the known names otherwise."""
     for p in _PROTOTYPES:
         if p.name == name:
             return p
@@ -318,6 +322,7 @@ def get_prototype(name: str) -> Prototype:
 
 
 def prototypes(names: list[str] | None = None) -> list[Prototype]:
+    """The named built-in prototypes in the order given, or all of them for None."""
     return list(_PROTOTYPES) if names is None else [get_prototype(n) for n in names]
 
 
@@ -332,4 +337,5 @@ def prototype_structure(name: str) -> Structure:
 
 
 def expected_composition(p: Prototype) -> Composition:
+    """The composition the prototype's conventional cell must have (checked in the tests)."""
     return Composition(p.formula)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -109,7 +109,7 @@ def enumerate_substitutions(
     elements: tuple[str, ...],
     threshold: float,
     names: list[str] | None = None,
-    user: list[UserPrototype] = (),
+    user: Sequence[UserPrototype] = (),
 ) -> list[tuple[float, CandidateRecord]]:
     """All allowed substitutions of the prototypes (built-in `names`, null = all, and the
     user's) into `elements`, with their probability."""
@@ -131,11 +131,11 @@ def _maps_for(name: str, ionic: bool, base, proto_species, targets, table, thres
     if not ionic:
         if not all(Element(t).is_metal or Element(t).is_metalloid for t in targets):
             return  # intermetallic structure types say nothing about ionic compounds
-        mapping = {sp: Element(t) for sp, t in zip(proto_species, targets, strict=True)}
-        detail = {str(sp): str(t) for sp, t in mapping.items()}
+        metals = {sp: Element(t) for sp, t in zip(proto_species, targets, strict=True)}
+        detail = {str(sp): str(t) for sp, t in metals.items()}
         yield (
             1.0,
-            CandidateRecord(substitute(base, mapping), "substitution", name, {"map": detail}),
+            CandidateRecord(substitute(base, metals), "substitution", name, {"map": detail}),
         )
         return
     options = [_ions_of(t) for t in targets]
@@ -170,7 +170,7 @@ class SubstitutionGenerator:
         elements: tuple[str, ...],
         threshold: float,
         names: list[str] | None,
-        user: list[UserPrototype] = (),
+        user: Sequence[UserPrototype] = (),
     ):
         self.elements = elements
         self.threshold = threshold

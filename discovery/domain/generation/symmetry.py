@@ -37,6 +37,8 @@ def _cell(structure: Structure) -> moyopy.Cell:
 
 
 def symmetry(structure: Structure, symprec: float = SYMPREC) -> Symmetry:
+    """Space group number, site orbits and symmetry operations of `structure` by moyopy, at
+    tolerance `symprec` (Å)."""
     data = moyopy.MoyoDataset(_cell(structure), symprec=symprec)
     ops = data.operations
     return Symmetry(

@@ -53,7 +53,8 @@ def _read(path: Path) -> Structure:
             from ase.io import read
             from pymatgen.io.ase import AseAtomsAdaptor
 
-            atoms = read(path, format="extxyz")
+            atoms = read(path, format="extxyz")  # the last frame of a trajectory
+            assert not isinstance(atoms, list)  # a list only for a slice index
             if not atoms.pbc.all():
                 raise ValueError("extxyz without a periodic cell (Lattice=... pbc=...)")
             return AseAtomsAdaptor.get_structure(atoms)
@@ -83,6 +84,8 @@ def order_structure(structure: Structure, max_cells: int = 8) -> Structure:
             states = guesses[0] if guesses else {el.symbol: 0 for el in s.composition}
             s.add_oxidation_state_by_element({k: round(v) for k, v in states.items()})
         ordered = OrderDisorderedStructureTransformation().apply_transformation(s)
+        # One structure: return_ranked_list is off.
+        assert isinstance(ordered, Structure)
         ordered.remove_oxidation_states()
         return ordered
     raise ValueError(f"occupancies need a supercell larger than {max_cells} cells to order")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pymatgen.core import Composition
@@ -19,12 +20,15 @@ from discovery.store import Candidate
 from discovery.store.convert import candidate_row, structure_from_json
 from discovery.store.queries import bucket_query
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 log = logging.getLogger(__name__)
 
 _SHORT = {"substitution": "sub", "random": "rnd", "partial": "saps"}
 
 
-def _history(ctx: CampaignContext, session) -> Deduplicator:
+def _history(ctx: CampaignContext, session: Session) -> Deduplicator:
     """A de-duplicator that reads the campaign's candidates (references included) one coarse
     bucket at a time, when a new structure first falls into it."""
 
@@ -53,7 +57,7 @@ def _history(ctx: CampaignContext, session) -> Deduplicator:
     return seen
 
 
-def _composition_ranker(ctx: CampaignContext, session, round_index: int):
+def _composition_ranker(ctx: CampaignContext, session: Session, round_index: int):
     """Predicted hull distance minus spread (optimistic, as the lcb acquisition) of each
     composition by the previous round's composition model; None when there is none."""
     if not ctx.config.generation.compositions.rank_by_model:
@@ -77,6 +81,8 @@ def _composition_ranker(ctx: CampaignContext, session, round_index: int):
 
 
 def run(ctx: CampaignContext, round_index: int) -> None:
+    """Generate this round's new candidates (substitution, random and partial substitution)
+    and store those not already seen."""
     # One stream per round: a resumed round regenerates exactly what an uninterrupted one would.
     rng = np.random.default_rng([ctx.config.seed, round_index, 1])
     gen = ctx.config.generation

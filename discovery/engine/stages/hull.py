@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
@@ -12,10 +13,15 @@ from discovery.engine.campaign_hull import record_hull
 from discovery.engine.context import CampaignContext
 from discovery.store import Calculation, Candidate, Prediction, Round
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 log = logging.getLogger(__name__)
 
 
-def _mae_before_retrain(session, round_row: Round, new_ids: list[int], e_form) -> float | None:
+def _mae_before_retrain(
+    session: Session, round_row: Round, new_ids: list[int], e_form
+) -> float | None:
     """MAE of the screening model on this round's newly validated structures (a true
     prospective error: the model had not seen them)."""
     if round_row.screen_model is None or not new_ids:
@@ -31,6 +37,8 @@ def _mae_before_retrain(session, round_row: Round, new_ids: list[int], e_form) -
 
 
 def run(ctx: CampaignContext, round_index: int) -> None:
+    """Rebuild the hull with this round's validations, record every candidate's distance and
+    the round's hull metrics."""
     threshold = ctx.config.stability_threshold
     with ctx.progress.stage(f"round {round_index}: hull", 1) as task, ctx.db.session() as session:
         hull, e_form = record_hull(ctx, session, round_index)

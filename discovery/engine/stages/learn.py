@@ -45,6 +45,8 @@ def _log_curves(ctx: CampaignContext, round_index: int, curves: list[EpochLog]) 
 
 
 def run(ctx: CampaignContext, round_index: int) -> None:
+    """Retrain the ensemble on every validated structure but the held-out references, save its
+    checkpoint and record the round's guards."""
     from models import Ensemble, TrainSettings
 
     m = ctx.config.model

@@ -4,24 +4,32 @@ the next (e.g. CHGNet's picks confirmed by DFT), and every rung keeps its own hu
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
 
+from discovery.config import FidelityConfig
 from discovery.domain.records import RungMetricKeys
 from discovery.engine.campaign_hull import current_hull, record_hull
 from discovery.engine.context import CampaignContext
 from discovery.engine.relaxation import relax_and_record
 from discovery.store import Calculation, Candidate, HullResult
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 log = logging.getLogger(__name__)
 
 
-def promotion_picks(ctx: CampaignContext, session, round_index: int, rung: int) -> list[int]:
+def promotion_picks(
+    ctx: CampaignContext, session: Session, round_index: int, rung: int
+) -> list[int]:
     """This round's best candidates on the rung below, by its hull distance (lowest first),
     at most `promote` of them and none beyond `promote_max_e_above_hull`."""
     below = ctx.config.ladder[rung - 1].fidelity
     cfg = ctx.config.ladder[rung]
+    assert isinstance(cfg, FidelityConfig)  # every rung above the first is one
     rows = session.execute(
         select(HullResult.candidate_id, HullResult.e_above_hull)
         .join(Candidate, Candidate.id == HullResult.candidate_id)
@@ -43,11 +51,13 @@ def promotion_picks(ctx: CampaignContext, session, round_index: int, rung: int) 
     return [cid for cid, _ in rows]
 
 
-def _saved_picks(ctx: CampaignContext, session, round_index: int, fidelity: str):
+def _saved_picks(ctx: CampaignContext, session: Session, round_index: int, fidelity: str):
     return (ctx.round_row(session, round_index).metrics or {}).get("promoted", {}).get(fidelity)
 
 
-def _save_picks(ctx: CampaignContext, session, round_index: int, fidelity: str, picks) -> None:
+def _save_picks(
+    ctx: CampaignContext, session: Session, round_index: int, fidelity: str, picks
+) -> None:
     # Committed before the first relaxation: a resumed round relaxes the same picks, even
     # though the rung below may rank differently once some of them are done.
     row = ctx.round_row(session, round_index)
@@ -65,6 +75,8 @@ def agreement(lower: dict[int, float], upper: dict[int, float], ids) -> tuple[fl
 
 
 def run(ctx: CampaignContext, round_index: int) -> None:
+    """Relax the round's best candidates of each rung again on the next rung of the ladder and
+    record each rung's hull."""
     ladder = ctx.config.ladder
     metrics: dict[str, float | int | None] = {}
     for rung in range(1, len(ladder)):

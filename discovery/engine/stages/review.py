@@ -8,6 +8,8 @@ from discovery.engine.review_queue import fill_queue
 
 
 def run(ctx: CampaignContext, round_index: int) -> None:
+    """Queue up to `review_size` of this round's new stable, novel candidates for review
+    (see `fill_queue`)."""
     with ctx.progress.stage(f"round {round_index}: review queue", 1) as task:
         with ctx.db.session() as session:
             added = fill_queue(

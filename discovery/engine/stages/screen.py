@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def run(ctx: CampaignContext, round_index: int) -> None:
+    """Predict the open candidates with the latest model; a no-op before the first model."""
     with ctx.db.session() as session:
         model = latest_model(ctx, session, before_round=round_index)
         if model is None:

@@ -13,6 +13,8 @@ from discovery.store import Candidate, Prediction
 
 
 def run(ctx: CampaignContext, round_index: int) -> None:
+    """Choose the round's candidates for validation from the open pool by the acquisition
+    function."""
     acq = ctx.config.acquisition
     rng = np.random.default_rng([ctx.config.seed, round_index, 2])
     with ctx.db.session() as session:

@@ -78,11 +78,13 @@ def _apply(action):
 
 @router.get("/candidates")
 def list_candidates(request: Request) -> list[dict]:
+    """The candidate table as JSON, filtered and sorted by the query parameters."""
     return table_query(request).apply(candidate_rows(request.app.state.camp))
 
 
 @router.get("/candidates/{uid}/history")
 def candidate_history(request: Request, uid: str) -> list[DecisionOut]:
+    """Every decision and comment on one candidate, oldest first."""
     camp = request.app.state.camp
     _exists(request, uid)
     return [DecisionOut.of(r) for r in history(camp.db, camp.campaign_id, uid)]
@@ -95,6 +97,7 @@ def _exists(request: Request, uid: str) -> None:
 
 @router.post("/candidates/{uid}/decision", dependencies=[Depends(require_token)])
 def decide_one(request: Request, uid: str, body: DecisionIn) -> DecisionOut:
+    """Approve or reject one candidate (needs the review token)."""
     camp = request.app.state.camp
     recs = _apply(
         lambda: decide_many(
@@ -106,6 +109,7 @@ def decide_one(request: Request, uid: str, body: DecisionIn) -> DecisionOut:
 
 @router.post("/decisions", dependencies=[Depends(require_token)])
 def decide_bulk(request: Request, body: BulkDecisionIn) -> list[DecisionOut]:
+    """Approve or reject several candidates at once, all or none (needs the review token)."""
     camp = request.app.state.camp
     recs = _apply(
         lambda: decide_many(
@@ -117,6 +121,7 @@ def decide_bulk(request: Request, body: BulkDecisionIn) -> list[DecisionOut]:
 
 @router.post("/candidates/{uid}/comment", dependencies=[Depends(require_token)])
 def add_comment(request: Request, uid: str, body: CommentIn) -> DecisionOut:
+    """Add a reviewer's note to a candidate without changing its state (needs the token)."""
     camp = request.app.state.camp
     rec = _apply(lambda: comment(camp.db, camp.campaign_id, uid, body.reviewer, body.note))
     return DecisionOut.of(rec)

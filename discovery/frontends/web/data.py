@@ -4,7 +4,7 @@ CLI and a running campaign write to the same store, so nothing is cached in the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymatgen.core import Composition, Structure
 from sqlalchemy import func, select
@@ -24,6 +24,9 @@ from discovery.store import (
 )
 from discovery.store.convert import space_group_number, structure_from_json
 from discovery.store.queries import deciding_hull_results
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 # column -> header of the candidate table; every column sorts
 TABLE_COLUMNS = {
@@ -54,12 +57,12 @@ def candidate_rows(camp: OpenCampaign) -> list[dict[str, Any]]:
         ).all()
         ids = [c.id for c in cands]
         preds: dict[int, Prediction] = {}
-        for p in session.scalars(
+        for pred in session.scalars(
             select(Prediction)
             .where(Prediction.candidate_id.in_(ids))
             .order_by(Prediction.round_index)
         ):
-            preds[p.candidate_id] = p  # later rounds overwrite: the latest model's view
+            preds[pred.candidate_id] = pred  # later rounds overwrite: the latest model's view
         hulls = deciding_hull_results(session, ids, camp.fidelities)
         queue = {
             q.candidate_id: q
@@ -91,6 +94,7 @@ def candidate_rows(camp: OpenCampaign) -> list[dict[str, Any]]:
 
 
 def candidate_exists(camp: OpenCampaign, uid: str) -> bool:
+    """Whether this campaign has a candidate `uid`."""
     with camp.db.session() as session:
         return (
             session.scalar(
@@ -185,6 +189,8 @@ class CandidateView:
 
 
 def candidate_view(camp: OpenCampaign, uid: str) -> CandidateView | None:
+    """Everything the candidate page shows (structures, calculations, predictions, hull and
+    phase diagram data, review history); None for an unknown `uid`."""
     with camp.db.session() as session:
         cand = session.scalars(
             select(Candidate).where(Candidate.campaign_id == camp.campaign_id, Candidate.uid == uid)
@@ -245,7 +251,7 @@ def candidate_view(camp: OpenCampaign, uid: str) -> CandidateView | None:
     if latest_hull:
         marked = Marked(uid, comp, latest_hull[-1].e_form_per_atom, predicted=False)
     elif prediction_rows:
-        marked = Marked(uid, comp, prediction_rows[-1]["e_form_mean"], predicted=True)
+        marked = Marked(uid, comp, preds[-1][0].e_form_mean, predicted=True)
     return CandidateView(
         uid=uid,
         row=cand,
@@ -264,7 +270,7 @@ def candidate_view(camp: OpenCampaign, uid: str) -> CandidateView | None:
     )
 
 
-def _phase_points(session, camp: OpenCampaign, comp: Composition) -> list[PhasePoint]:
+def _phase_points(session: Session, camp: OpenCampaign, comp: Composition) -> list[PhasePoint]:
     """Entries of the latest hull whose elements lie within the candidate's system."""
     latest = session.scalar(
         select(func.max(HullResult.round_index)).where(HullResult.fidelity == camp.fidelity)

@@ -29,6 +29,7 @@ SERVABLE = {".png": "image/png", ".svg": "image/svg+xml", ".csv": "text/csv"}
 
 @router.get("/vendor/plotly.min.js")
 def plotly_js() -> FileResponse:
+    """The bundled plotly.js: the app works without internet access."""
     return FileResponse(PLOTLY_JS, media_type="text/javascript")
 
 
@@ -36,6 +37,7 @@ def plotly_js() -> FileResponse:
 def cif(
     request: Request, uid: str, kind: str = Query("relaxed", pattern="^(relaxed|generated)$")
 ) -> Response:
+    """A candidate's relaxed (default) or generated structure as a CIF download."""
     view = candidate_view(request.app.state.camp, uid)
     if view is None:
         raise HTTPException(404, f"no candidate {uid!r} in this campaign")
@@ -80,6 +82,7 @@ def safe_path(root: Path, relative: str) -> Path | None:
 
 @router.get("/files/{relative:path}")
 def campaign_file(request: Request, relative: str) -> FileResponse:
+    """A file of the campaign directory of a servable type; 404 for anything outside it."""
     target = safe_path(request.app.state.directory, relative)
     if target is None or target.suffix.lower() not in SERVABLE:
         raise HTTPException(404, "no such file in the campaign directory")

@@ -57,6 +57,7 @@ def _render(request: Request, name: str, **context) -> HTMLResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def table(request: Request) -> HTMLResponse:
+    """The candidate table page, filtered and sorted by the query parameters."""
     camp = request.app.state.camp
     query = table_query(request)
     rows = candidate_rows(camp)
@@ -76,6 +77,7 @@ def table(request: Request) -> HTMLResponse:
 
 @router.get("/candidates/{uid}", response_class=HTMLResponse)
 def candidate(request: Request, uid: str) -> HTMLResponse:
+    """One candidate's page: structure, hull position, calculations, predictions, review."""
     camp = request.app.state.camp
     view = candidate_view(camp, uid)
     if view is None:
@@ -141,6 +143,7 @@ def _energy_figure(view):
 
 @router.get("/campaign", response_class=HTMLResponse)
 def campaign(request: Request) -> HTMLResponse:
+    """The campaign overview: rounds with their metrics, MLflow links and parity plots."""
     camp = request.app.state.camp
     view = campaign_view(camp)
     links = request.app.state.links

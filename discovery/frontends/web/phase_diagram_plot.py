@@ -36,6 +36,8 @@ def _hover(uid: str, comp: Composition, e_form: float, e_hull: float) -> str:
 
 
 def phase_figure(elements: list[str], points: list[PhasePoint], marked: Marked) -> go.Figure:
+    """The binary or ternary formation-energy hull of `points`, with the candidate `marked` as
+    a star."""
     elements = sorted(elements)
     ids = {i: p for i, p in enumerate(points)}
     hull = FormationHull(elements, [(i, p.composition, p.e_form_per_atom) for i, p in ids.items()])
@@ -173,14 +175,18 @@ def _ternary(elements, ids, e_hull, hull) -> go.Figure:
                 tuple(sorted((e1.composition.reduced_formula, e2.composition.reduced_formula)))
             )
     fig = go.Figure()
-    a, b, c = [], [], []
+    a: list[float | None] = []
+    b: list[float | None] = []
+    c: list[float | None] = []
     for f1, f2 in sorted(edges):
         for f in (f1, f2):
             comp = Composition(f)
             a.append(comp.get_atomic_fraction(elements[0]))
             b.append(comp.get_atomic_fraction(elements[1]))
             c.append(comp.get_atomic_fraction(elements[2]))
-        a.append(None), b.append(None), c.append(None)
+        a.append(None)  # a gap: the next edge is a separate line
+        b.append(None)
+        c.append(None)
     fig.add_trace(
         go.Scatterternary(
             a=a,
