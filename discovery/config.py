@@ -662,6 +662,7 @@ def _format_error(err: ValidationError) -> str:
 
 
 def parse_config(data: Any) -> CampaignConfig:
+    """A CampaignConfig from already-parsed YAML data; a ConfigError names what is wrong."""
     if not isinstance(data, dict):
         raise ConfigError("config must be a mapping of fields (a YAML dictionary)")
     try:
@@ -671,6 +672,8 @@ def parse_config(data: Any) -> CampaignConfig:
 
 
 def load_config(path: str | Path) -> CampaignConfig:
+    """The campaign config in a YAML file, with its includes merged and relative paths
+    resolved against the file's folder."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -751,4 +754,5 @@ def _resolve_generation_paths(config: CampaignConfig, base: Path) -> CampaignCon
 
 
 def dump_config(config: CampaignConfig) -> str:
+    """The config as YAML, every default written out (what a campaign directory keeps)."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

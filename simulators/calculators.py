@@ -65,12 +65,14 @@ def make_calculator(name: str, device: str = "cpu", **options: Any) -> BaseCalcu
 
 
 def make_emt(device: str = "cpu", **options: Any) -> BaseCalculator:
+    """ASE's effective-medium theory (the toy world); `device` is ignored."""
     from ase.calculators.emt import EMT
 
     return EMT(**options)
 
 
 def make_chgnet(device: str, model_name: str = "0.3.0", **options: Any) -> BaseCalculator:
+    """CHGNet's ASE calculator with the weights that ship in its package."""
     from chgnet.model.dynamics import CHGNetCalculator
 
     model = chgnet_model(model_name, device)
@@ -121,6 +123,7 @@ def sevennet_model(model_name: str = "7net-0", device: str = "cpu", batched: boo
 
 
 def make_sevennet(device: str, model_name: str = "7net-0", **options: Any) -> BaseCalculator:
+    """SevenNet's ASE calculator with the weights that ship in its package."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         from sevenn.calculator import SevenNetCalculator

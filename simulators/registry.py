@@ -137,6 +137,7 @@ def backend_names() -> list[str]:
 
 
 def backends() -> list[Backend]:
+    """Every registered back-end, in registration order."""
     return list(_REGISTRY.values())
 
 
@@ -152,6 +153,7 @@ def get_backend(name: str) -> Backend:
 
 
 def unknown_simulator(name: str) -> ValueError:
+    """The error for a name that is neither registered nor an import path."""
     valid = ", ".join(repr(n) for n in backend_names())
     return ValueError(
         f"unknown simulator {name!r}; valid names: {valid}, or an import path "
@@ -160,11 +162,12 @@ def unknown_simulator(name: str) -> ValueError:
 
 
 def names_with(predicate: Callable[[Backend], bool]) -> list[str]:
+    """Names of the back-ends for which `predicate` holds (for error messages)."""
     return [b.name for b in _REGISTRY.values() if predicate(b)]
 
 
 def or_list(names: Iterable[str]) -> str:
-    """ "'a', 'b' or 'c'" for error messages."""
+    """Quoted names joined as "'a', 'b' or 'c'", for error messages."""
     quoted = [repr(n) for n in names]
     if len(quoted) < 2:
         return "".join(quoted) or "none"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from pydantic import BaseModel
 from pymatgen.core import Composition
 
 from discovery.config import CampaignConfig
@@ -159,7 +160,7 @@ def widened(config: CampaignConfig, kind: str, step: int) -> tuple[CampaignConfi
             gen.substitution.threshold / 10**k, min(w.min_threshold, gen.substitution.threshold)
         )
 
-    update: dict[str, object] = {}
+    update: dict[str, BaseModel] = {}
     if kind in ("substitution", "partial") and threshold(step) < threshold(step - 1):
         update["substitution"] = gen.substitution.model_copy(update={"threshold": threshold(step)})
     if kind == "partial":

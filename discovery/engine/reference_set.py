@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from discovery.config import FidelityConfig
 from discovery.domain.reference_structures import reference_records
 from discovery.engine.context import CampaignContext
 from discovery.engine.relaxation import pending, relax_and_record
@@ -13,10 +15,15 @@ from discovery.store import Candidate
 from discovery.store.convert import candidate_row
 from simulators.registry import get_backend
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 log = logging.getLogger(__name__)
 
 
 def ensure_references(ctx: CampaignContext) -> None:
+    """Add the reference structures to the store and relax those not yet computed on each
+    rung (the rungs above the first only near the hull below)."""
     records = reference_records(ctx.config.elements, ctx.config.references.known)
     with ctx.db.session() as session:
         have = set(
@@ -42,13 +49,17 @@ def ensure_references(ctx: CampaignContext) -> None:
             relax_and_record(ctx, todo, -1, task, rung)
 
 
-def _near_the_hull_below(ctx: CampaignContext, session, ids: list[int], rung: int) -> list[int]:
+def _near_the_hull_below(
+    ctx: CampaignContext, session: Session, ids: list[int], rung: int
+) -> list[int]:
     """The references worth an expensive rung: those on or near the rung-below hull. A bcc
     polymorph 0.5 eV/atom above fcc will not become an element's ground state in DFT."""
     from discovery.engine.campaign_hull import current_hull
 
     hull, e_form = current_hull(ctx, session, rung - 1)
-    margin = ctx.config.ladder[rung].promote_max_e_above_hull
+    rung_config = ctx.config.ladder[rung]
+    assert isinstance(rung_config, FidelityConfig), "rungs above the first are FidelityConfig"
+    margin = rung_config.promote_max_e_above_hull
     return [cid for cid in ids if cid in e_form and hull.point(cid).e_above_hull <= margin]
 
 
@@ -65,7 +76,9 @@ def chemical_potential_report(ctx: CampaignContext) -> dict[str, float]:
     with ctx.db.session() as session:
         pairs = ctx.validated_pairs(session)
         mu = elemental_chemical_potentials(
-            (Composition(c.formula), k.energy_per_atom) for c, k in pairs if c.is_reference
+            (Composition(c.formula), k.energy_per_atom)
+            for c, k in pairs
+            if c.is_reference and k.energy_per_atom is not None
         )
     report = {f"mu_{el}": value for el, value in mu.items()}
     # Only a potential trained on MP data has energies on MP's (MP2020-corrected) scale.

@@ -5,7 +5,7 @@ other go to a further table that repeats the key column, so no header or value i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from rich.markup import escape
 from rich.table import Table
@@ -36,7 +36,7 @@ def fitted_tables(
     columns: Mapping[str, str],
     rows: Sequence[Mapping[str, Any]],
     width: int,
-    justify: str = "right",
+    justify: Literal["left", "right"] = "right",
     max_cell: int | None = None,
 ) -> list[Table]:
     """`rows` as one or more tables no wider than `width`; `columns` maps row keys to
