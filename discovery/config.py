@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import yaml
 from pydantic import (
@@ -22,7 +24,8 @@ from simulators.registry import backend_names, get_backend, is_import_path, name
 
 
 class ConfigError(ValueError):
-    """A campaign config that cannot be used; the message is one line naming the problem."""
+    """A campaign config that cannot be used. The message names every problem, one per line
+    (a single problem is a single line), each with its place and what is allowed."""
 
 
 class _Section(BaseModel):
@@ -644,51 +647,261 @@ def _printable(text: str) -> str:
     return text if text.isprintable() else repr(text)[1:-1]
 
 
-def _format_error(err: ValidationError) -> str:
-    """One line per campaign: the first problem, with the dotted field path and what is allowed."""
-    first = err.errors()[0]
+# --- Reading YAML with positions, and reporting every problem ---------------------------------
+
+Loc = tuple[Any, ...]
+MAX_ECHO = 80  # characters of a bad value shown back in a message
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where something is in a YAML file: 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass
+class Positions:
+    """Marks of the keys and values of a YAML document, by key path ('model', 'hidden')."""
+
+    keys: dict[Loc, Mark] = field(default_factory=dict)
+    values: dict[Loc, Mark] = field(default_factory=dict)
+    duplicates: list[tuple[Loc, Mark, Mark]] = field(default_factory=list)
+
+    def update(self, other: Positions) -> None:
+        self.keys.update(other.keys)
+        self.values.update(other.values)
+        self.duplicates.extend(other.duplicates)
+
+    def value(self, loc: Loc) -> Mark | None:
+        """The mark of the value at `loc`, or of its nearest ancestor that has one."""
+        for k in range(len(loc), -1, -1):
+            if loc[:k] in self.values:
+                return self.values[loc[:k]]
+        return None
+
+    def key(self, loc: Loc) -> Mark | None:
+        return self.keys.get(loc) or self.value(loc)
+
+
+def _mark(file: str, node: yaml.Node) -> Mark:
+    return Mark(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _walk(node: yaml.Node, file: str, loc: Loc, out: Positions, seen: set[int]) -> None:
+    """Record the marks under `node` and any key that appears twice in one mapping."""
+    out.values.setdefault(loc, _mark(file, node))
+    if id(node) in seen or len(loc) > 50:  # an alias seen before (recursive anchors)
+        return
+    seen = seen | {id(node)}
+    if isinstance(node, yaml.SequenceNode):
+        for k, item in enumerate(node.value):
+            _walk(item, file, (*loc, k), out, seen)
+    elif isinstance(node, yaml.MappingNode):
+        first: dict[Any, Mark] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            try:
+                key = yaml.constructor.SafeConstructor().construct_object(key_node)
+                hash(key)
+            except Exception:  # an invalid key fails the load itself, with its position
+                continue
+            mark = _mark(file, key_node)
+            if key in first:
+                out.duplicates.append(((*loc, key), first[key], mark))
+                # The later value is the one loaded: its marks replace the first one's.
+                for marks in (out.keys, out.values):
+                    for sub in [p for p in marks if p[: len(loc) + 1] == (*loc, key)]:
+                        del marks[sub]
+            first.setdefault(key, mark)
+            out.keys[(*loc, key)] = mark
+            _walk(value_node, file, (*loc, key), out, seen)
+
+
+def _read_yaml(path: Path, positions: Positions | None = None) -> Any:
+    """The document in `path`; its marks and duplicate keys are added to `positions`."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the file ({err})") from None
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as err:
+        raise ConfigError(_reader_error(path, text, err)) from None
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if positions is not None:
+            _walk(node, str(path), (), positions, set())
+        return loader.construct_document(node)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = str(err.problem or "")
+        if err.context and err.context_mark:
+            at = err.context_mark
+            what = f"{err.context} (line {at.line + 1}, column {at.column + 1}): {what}"
+        raise ConfigError(f"{where}: not valid YAML: {_printable(what)}") from None
+    except yaml.reader.ReaderError as err:
+        raise ConfigError(_reader_error(path, text, err)) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    finally:
+        loader.dispose()
+
+
+def _reader_error(path: Path, text: str, err: yaml.reader.ReaderError) -> str:
+    """A character YAML does not allow, with its line and column."""
+    before = text[: err.position]
+    line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
+    return f"{path}:{line}:{column}: not valid YAML: character #x{err.character:04x} is not allowed"
+
+
+def _dotted(loc: Loc) -> str:
     # A key may hold any text; escape it so the message stays on one line.
-    loc = ".".join(_printable(str(p)) for p in first["loc"]) or "(top level)"
-    kind = first["type"]
+    return ".".join(_printable(str(p)) for p in loc) or "(top level)"
+
+
+def _echo(value: Any) -> str:
+    text = repr(value)
+    if len(text) > MAX_ECHO:
+        text = f"{text[:MAX_ECHO]}... ({len(text)} characters)"
+    return _printable(text)
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The pydantic model whose fields live at `loc` ('model' -> ModelConfig)."""
+    model: Any = CampaignConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part) if isinstance(part, str) else None
+        if info is None:
+            return None
+        model = _section_type(info.annotation)
+        if model is None:
+            return None
+    return model
+
+
+def _section_type(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _section_type(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_field(loc: Loc) -> str:
+    """'unknown field 'model.widht' (did you mean 'model.width'?)', or the fields allowed."""
+    message = f"unknown field '{_dotted(loc)}'"
+    model = _model_at(loc[:-1])
+    if model is None:
+        return message
+    names = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    if close:
+        return f"{message} (did you mean '{_dotted((*loc[:-1], close[0]))}'?)"
+    where = f"'{_dotted(loc[:-1])}'" if loc[:-1] else "a campaign"
+    return f"{message} (the fields of {where}: {', '.join(names)})"
+
+
+def _describe(error: Any) -> str:
+    loc = tuple(error["loc"])
+    kind = error["type"]
     if kind == "extra_forbidden":
-        return f"unknown field '{loc}'"
+        return _unknown_field(loc)
     if kind == "missing":
-        return f"missing required field '{loc}'"
-    msg = " ".join(first["msg"].split())
+        return f"missing required field '{_dotted(loc)}'"
+    msg = " ".join(error["msg"].split())
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
-    extra = f" ({len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
-    return f"invalid value for '{loc}': {msg} (got {first.get('input')!r}){extra}"
+    return f"invalid value for '{_dotted(loc)}': {msg} (got {_echo(error.get('input'))})"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config, where it is, and what would be right."""
+
+    text: str
+    mark: Mark | None = None
+
+    def __str__(self) -> str:
+        return f"{self.mark}: {self.text}" if self.mark else self.text
+
+
+def _problems(err: ValidationError, positions: Positions | None) -> list[Problem]:
+    problems = []
+    for error in err.errors():
+        loc = tuple(error["loc"])
+        mark = None
+        if positions is not None:
+            mark = positions.key(loc) if error["type"] == "extra_forbidden" else None
+            mark = mark or positions.value(loc)
+        problems.append(Problem(_describe(error), mark))
+    return problems
+
+
+def _duplicate_problems(positions: Positions) -> list[Problem]:
+    return [
+        Problem(f"duplicate key '{_dotted(loc)}' (first at line {first.line})", again)
+        for loc, first, again in positions.duplicates
+    ]
+
+
+def _raise(problems: list[Problem], source: str | None = None) -> NoReturn:
+    """A ConfigError: one problem on one line; several as a count and one line each, in the
+    order of the file."""
+    problems = sorted(
+        problems,
+        key=lambda p: (p.mark is None, p.mark and (p.mark.file, p.mark.line, p.mark.column)),
+    )
+    if len(problems) == 1:
+        raise ConfigError(str(problems[0]))
+    head = f"{source}: {len(problems)} problems" if source else f"{len(problems)} problems"
+    raise ConfigError("\n".join([head, *(f"  {p}" for p in problems)]))
+
+
+def _validate(data: Any, positions: Positions | None, source: str | None) -> CampaignConfig:
+    extra = _duplicate_problems(positions) if positions is not None else []
+    if not isinstance(data, dict):
+        mark = positions.value(()) if positions is not None else None
+        _raise([Problem("config must be a mapping of fields (a YAML dictionary)", mark)], source)
+    try:
+        config = CampaignConfig.model_validate(data)
+    except ValidationError as err:
+        _raise(extra + _problems(err, positions), source)
+    if extra:
+        _raise(extra, source)
+    return config
 
 
 def parse_config(data: Any) -> CampaignConfig:
-    """A CampaignConfig from already-parsed YAML data; a ConfigError names what is wrong."""
-    if not isinstance(data, dict):
-        raise ConfigError("config must be a mapping of fields (a YAML dictionary)")
-    try:
-        return CampaignConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_error(err)) from None
+    """The config in `data`, or a ConfigError naming every problem (one per line)."""
+    return _validate(data, None, None)
 
 
 def load_config(path: str | Path) -> CampaignConfig:
-    """The campaign config in a YAML file, with its includes merged and relative paths
-    resolved against the file's folder."""
+    """The config in the YAML file `path`; a ConfigError names every problem with its
+    `file:line:column`, dotted field path and what is allowed."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    data = _read_yaml(path)
+    positions = Positions()
+    data = _read_yaml(path, positions)
     if isinstance(data, dict) and "include" in data:
-        data = _with_includes(data, path.parent)
-    config = parse_config(data)
-    return _resolve_paths(config, path.parent)
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        data = _with_includes(data, path, positions)
+    config = _validate(data, positions, str(path))
+    return _resolve_paths(config, path.parent, positions)
 
 
 def _deep_merge(base: dict, top: dict) -> dict:
@@ -701,30 +914,41 @@ def _deep_merge(base: dict, top: dict) -> dict:
     return out
 
 
-def _with_includes(data: dict, base: Path) -> dict:
+def _with_includes(data: dict, config_path: Path, positions: Positions) -> dict:
     """`include: [file, ...]` (relative to the config) merged under the config itself, in
     order: e.g. the best model settings that `discovery tune` writes. The config wins."""
+    base = config_path.parent
+    where = positions.value(("include",))
     includes = data.pop("include")
     if isinstance(includes, str):
         includes = [includes]
     if not isinstance(includes, list):
-        raise ConfigError("invalid value for 'include': a file name or a list of file names")
+        _raise([Problem("invalid value for 'include': a file name or a list of file names", where)])
     merged: dict = {}
+    merged_positions = Positions()
     for name in includes:
         path = base / str(name)
         if not path.is_file():
-            raise ConfigError(f"invalid value for 'include': file not found: {path}")
-        part = _read_yaml(path)
+            _raise([Problem(f"invalid value for 'include': file not found: {path}", where)])
+        part_positions = Positions()
+        part = _read_yaml(path, part_positions)
         if not isinstance(part, dict):
-            raise ConfigError(f"invalid value for 'include': {path} is not a YAML mapping")
+            _raise([Problem(f"invalid value for 'include': {path} is not a YAML mapping", where)])
         merged = _deep_merge(merged, part)
+        merged_positions.update(part_positions)
+    # The config's own marks win, as its values do.
+    merged_positions.update(positions)
+    positions.keys, positions.values = merged_positions.keys, merged_positions.values
+    positions.duplicates = merged_positions.duplicates
     return _deep_merge(merged, data)
 
 
-def _resolve_paths(config: CampaignConfig, base: Path) -> CampaignConfig:
+def _resolve_paths(
+    config: CampaignConfig, base: Path, positions: Positions | None = None
+) -> CampaignConfig:
     """Structure files under references.known are relative to the YAML file, not the cwd; make
     them absolute so the copy saved in the campaign dir still finds them."""
-    config = _resolve_generation_paths(config, base)
+    config = _resolve_generation_paths(config, base, positions)
     known = [
         str((base / k).resolve()) if (base / k).is_file() else k for k in config.references.known
     ]
@@ -734,20 +958,26 @@ def _resolve_paths(config: CampaignConfig, base: Path) -> CampaignConfig:
     return config.model_copy(update={"references": refs})
 
 
-def _resolve_generation_paths(config: CampaignConfig, base: Path) -> CampaignConfig:
+def _resolve_generation_paths(
+    config: CampaignConfig, base: Path, positions: Positions | None = None
+) -> CampaignConfig:
     """generation.structures and generation.known, relative to the YAML file, made absolute
     and parsed now, so that a bad file stops the campaign before it starts, by name."""
     from discovery.domain.generation.user_structures import StructureFileError, load_structures
 
     gen = config.generation
     update = {}
-    for field in ("structures", "known"):
-        paths = [str((base / p).resolve()) for p in getattr(gen, field)]
+    problems = []
+    for name in ("structures", "known"):
+        paths = [str((base / p).resolve()) for p in getattr(gen, name)]
         try:
             load_structures(paths, gen.order_disordered)
         except StructureFileError as err:
-            raise ConfigError(f"invalid value for 'generation.{field}': {err}") from None
-        update[field] = paths
+            mark = positions.value(("generation", name)) if positions is not None else None
+            problems.append(Problem(f"invalid value for 'generation.{name}': {err}", mark))
+        update[name] = paths
+    if problems:
+        _raise(problems)
     if all(update[f] == getattr(gen, f) for f in update):
         return config
     return config.model_copy(update={"generation": gen.model_copy(update=update)})

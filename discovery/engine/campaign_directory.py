@@ -12,8 +12,14 @@ tracking live, how to start one and how to open one for reading.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from sqlalchemy import inspect, select
 
@@ -69,20 +75,75 @@ class CampaignDirectory:
             raise ConfigError(f"no campaign in {self.path} (missing {CONFIG_FILE})")
         return load_config(self.config_file)
 
+    def preflight(self, config: CampaignConfig) -> None:
+        """Check, creating nothing, that a run of `config` can set up here: the directory can
+        be created and written, the store and tracking paths can be opened, and a campaign
+        already in the directory is this one. A ConfigError names every problem."""
+        problems = [*config_path_problems(config, inside=self.path)]
+        problem = _directory_problem(self.path, "the campaign directory")
+        if problem:
+            problems.insert(0, problem)
+        elif self.config_file.is_file():
+            problem = self._different_campaign(config)
+            if problem:
+                problems.append(problem)
+        if len(problems) == 1:
+            raise ConfigError(problems[0])
+        if problems:
+            lines = [f"  {line}" for problem in problems for line in problem.splitlines()]
+            raise ConfigError("\n".join([f"{len(problems)} problems", *lines]))
+
+    def _different_campaign(self, config: CampaignConfig) -> str | None:
+        """Why this directory cannot take `config`: the fields that differ from its own."""
+        previous = load_config(self.config_file)
+        changes = _differences(_comparable(previous), _comparable(config))
+        if not changes:
+            return None
+        lines = [f"  {path}: {old} -> {new}" for path, old, new in changes]
+        return "\n".join(
+            [
+                f"{self.path} holds a different campaign ({previous.name}); use a new --dir or "
+                f"the same config (only 'rounds' may change). Fields that differ (saved -> new):",
+                *lines,
+            ]
+        )
+
     def prepare(self, config: CampaignConfig) -> None:
         """Create the directory for `config`, or check that it already holds this campaign.
 
         Extending a campaign by more rounds is allowed; anything else would mix two campaigns
         in one store."""
         if self.config_file.exists():
-            previous = load_config(self.config_file)
-            if _comparable(previous) != _comparable(config):
-                raise ConfigError(
-                    f"{self.path} holds a different campaign ({previous.name}); "
-                    "use a new --dir or the same config"
-                )
+            problem = self._different_campaign(config)
+            if problem:
+                raise ConfigError(problem)
         self.path.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(dump_config(config))
+
+    @contextmanager
+    def setting_up(self, config: CampaignConfig) -> Iterator[None]:
+        """Undo what a run's set-up created if it fails: a directory it made goes, files it
+        added to an existing one go, a config it rewrote is restored. A store or tracking
+        server that cannot be opened becomes a ConfigError naming it."""
+        created = _first_missing(self.path)
+        before = set(os.listdir(self.path)) if created is None else set()
+        saved = self.config_file.read_bytes() if self.config_file.is_file() else None
+        outside = [
+            p
+            for p in _sqlite_files(config, self)
+            if not p.exists() and not p.resolve().is_relative_to(self.path.resolve())
+        ]
+        try:
+            yield
+        except BaseException as err:
+            _undo(self, created, before, saved, outside)
+            if isinstance(err, ConfigError) or not _is_setup_error(err):
+                raise
+            first = " ".join(str(err).split())[:300] or type(err).__name__
+            raise ConfigError(
+                f"cannot set up the campaign in {self.path}: {first} "
+                f"(store {self.store_url(config)}, tracking {self.tracking_uri(config)})"
+            ) from err
 
     def open(self, config: CampaignConfig | None = None, read_only: bool = True) -> OpenCampaign:
         """The campaign in this directory with its store open.
@@ -132,6 +193,180 @@ def _comparable(config: CampaignConfig) -> dict:
     data = config.model_dump(mode="json")
     data.pop("rounds")
     return data
+
+
+def _differences(old: object, new: object, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted field, old, new) for every leaf that differs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in [*old, *(k for k in new if k not in old)]:
+            name = f"{prefix}.{key}" if prefix else str(key)
+            out += _differences(old.get(key), new.get(key), name)
+        return out
+    if old == new:
+        return []
+    return [(prefix or "(top level)", _short(old), _short(new))]
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The topmost directory a `mkdir(parents=True)` of `path` would create; None if it exists."""
+    path = Path(os.path.abspath(path))
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def _directory_problem(path: Path, what: str) -> str | None:
+    """Why `path` cannot be created (or used) as a writable directory; None if it can."""
+    path = Path(os.path.abspath(path))
+    existing = path
+    while not existing.exists() and not existing.is_symlink():
+        existing = existing.parent
+    if existing == path and not path.is_dir():
+        return f"{what} {path} exists and is not a directory"
+    if not existing.is_dir():
+        return f"{what} {path} cannot be created: {existing} is not a directory"
+    try:  # os.access says yes to root even on a read-only mount; try it (nothing is left)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        verb = "written" if existing == path else "created"
+        return f"{what} {path} cannot be {verb}: writing in {existing} fails ({err.strerror})"
+    return None
+
+
+def _sqlite_files(config: CampaignConfig, location: CampaignDirectory) -> list[Path]:
+    """The SQLite files a run opens (store, MLflow tracking)."""
+    files = []
+    for url in (location.store_url(config), location.tracking_uri(config)):
+        path = _sqlite_path(url)
+        if path is not None:
+            files.append(path)
+    return files
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def config_path_problems(config: CampaignConfig, inside: Path | None = None) -> list[str]:
+    """What keeps the store and tracking paths of `config` from being opened, creating
+    nothing; a path under `inside` (the campaign directory, made by the run) may not exist."""
+    problems = []
+    for field, url in (("store.url", config.store.url), ("tracking.uri", config.tracking.uri)):
+        if url is None:
+            continue
+        problem = _url_problem(field, url, inside)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+# The tracking URI schemes MLflow opens.
+TRACKING_SCHEMES = frozenset(
+    ("", "file", "http", "https", "databricks", "databricks-uc", "uc", "postgresql", "mysql",
+     "sqlite", "mssql")
+)  # fmt: skip
+
+
+def _url_problem(field: str, url: str, inside: Path | None) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    scheme = urlparse(url).scheme
+    if field == "store.url" or scheme.startswith("sqlite"):
+        try:
+            parsed = make_url(url)
+            dialect = parsed.get_dialect()
+            dialect.import_dbapi()
+        except (ArgumentError, NoSuchModuleError, ValueError) as err:
+            return f"invalid value for '{field}': {url!r} is not a database URL ({err})"
+        except ImportError as err:
+            return f"invalid value for '{field}': the driver for {url!r} is not installed ({err})"
+        path = _sqlite_path(url)
+        if path is None:
+            return None
+        return _file_problem(field, url, path, inside)
+    if scheme.split("+")[0] not in TRACKING_SCHEMES:
+        known = ", ".join(sorted(s for s in TRACKING_SCHEMES if s))
+        return f"invalid value for '{field}': unknown scheme {scheme!r} in {url!r} ({known})"
+    if scheme in ("http", "https") and not urlparse(url).netloc:
+        return f"invalid value for '{field}': {url!r} names no host"
+    if scheme in ("", "file"):
+        target = Path(urlparse(url).path if scheme == "file" else url)
+        problem = _directory_problem(target, f"the tracking directory ({field})")
+        return f"invalid value for '{field}': {problem}" if problem else None
+    return None
+
+
+def _file_problem(field: str, url: str, path: Path, inside: Path | None) -> str | None:
+    path = Path(os.path.abspath(path))
+    if path.exists():
+        if not path.is_file():
+            return f"invalid value for '{field}': {path} is not a file"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"invalid value for '{field}': {path} is not writable"
+        return None
+    parent = path.parent
+    if inside is not None and (parent == Path(os.path.abspath(inside))):
+        return None  # the campaign directory: checked on its own
+    if not parent.is_dir():
+        return f"invalid value for '{field}': {url!r}: the directory {parent} does not exist"
+    problem = _directory_problem(parent, "the directory")
+    return f"invalid value for '{field}': {problem}" if problem else None
+
+
+def _is_setup_error(err: BaseException) -> bool:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(err, OSError | SQLAlchemyError | ImportError):
+        return True
+    try:
+        from mlflow.exceptions import MlflowException
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(err, MlflowException)
+
+
+def _undo(
+    location: CampaignDirectory,
+    created: Path | None,
+    before: set[str],
+    saved: bytes | None,
+    outside: list[Path],
+) -> None:
+    """Remove what a failed set-up made (and only that)."""
+    try:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        elif location.path.is_dir():
+            for name in set(os.listdir(location.path)) - before:
+                target = location.path / name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target, ignore_errors=True)
+                else:
+                    target.unlink(missing_ok=True)
+            if saved is not None:
+                location.config_file.write_bytes(saved)
+        for path in outside:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+    except OSError as err:  # pragma: no cover - the original error matters more
+        log.warning("could not remove what the failed set-up made: %s", err)
 
 
 @dataclass

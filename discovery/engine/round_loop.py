@@ -48,10 +48,14 @@ def open_context(
 ) -> CampaignContext:
     """The campaign's store (created or upgraded) and tracker, ready for the stages."""
     camp = location.open(config, read_only=False)
-    tracker = Tracker(
-        location.tracking_uri(config), config.tracking.experiment or config.name,
-        location.artifact_dir,
-    )  # fmt: skip
+    try:
+        tracker = Tracker(
+            location.tracking_uri(config), config.tracking.experiment or config.name,
+            location.artifact_dir,
+        )  # fmt: skip
+    except BaseException:
+        camp.db.dispose()
+        raise
     return CampaignContext(
         camp.config, camp.location, camp.db, camp.campaign_id, tracker=tracker, progress=progress
     )
@@ -63,16 +67,17 @@ def run_campaign(
     """Run `config` in `directory` from where it stopped (a fresh directory starts at round 0)
     and return its context once every round is done."""
     location = CampaignDirectory(Path(directory))
-    location.prepare(config)
-    ctx = open_context(config, location, progress or StageProgress())
-    with ctx.db.session() as session:
-        camp = session.get_one(Campaign, ctx.campaign_id)
-        camp.status = "running"
-        parent = ctx.tracker.start_parent(
-            camp.mlflow_run_id, config.name, config.model_dump(mode="json")
-        )
-        camp.mlflow_run_id = parent
-    ctx.tracker.client.log_text(parent, dump_config(config), "campaign.yaml")
+    # Every problem a person can fix is reported before anything is created; a set-up that
+    # fails anyway (a database server that refuses) leaves nothing behind.
+    location.preflight(config)
+    with location.setting_up(config):
+        location.prepare(config)
+        ctx = open_context(config, location, progress or StageProgress())
+        try:
+            parent = _start_parent_run(ctx, config)
+        except BaseException:
+            ctx.db.dispose()
+            raise
     references.ensure_references(ctx)
     ctx.tracker.log_metrics(parent, references.chemical_potential_report(ctx))
     try:
@@ -84,6 +89,18 @@ def run_campaign(
         session.get_one(Campaign, ctx.campaign_id).status = "finished"
     ctx.tracker.finish(parent)
     return ctx
+
+
+def _start_parent_run(ctx: CampaignContext, config: CampaignConfig) -> str:
+    with ctx.db.session() as session:
+        camp = session.get_one(Campaign, ctx.campaign_id)
+        camp.status = "running"
+        parent = ctx.tracker.start_parent(
+            camp.mlflow_run_id, config.name, config.model_dump(mode="json")
+        )
+        camp.mlflow_run_id = parent
+    ctx.tracker.client.log_text(parent, dump_config(config), "campaign.yaml")
+    return parent
 
 
 def _round(ctx: CampaignContext, session: Session, r: int) -> Round:

@@ -83,6 +83,45 @@ def _load(config: Path):
         raise _fail(str(e)) from None
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail (exit 2) before printing anything if nothing could listen on host:port."""
+    import socket
+
+    if not 0 < port < 65536:
+        raise _fail(f"invalid --port {port}: must be 1..65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise _fail(f"invalid --host {host!r}: {e.strerror or e}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As the servers bind: a port in TIME_WAIT is free, one with a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise _fail(
+                f"cannot listen on {host}:{port}: {e.strerror or e} (is another server "
+                "running there? choose another --port)"
+            ) from None
+
+
+def _check_output_file(path: Path) -> None:
+    """Fail (exit 2) unless `path` can be written as a file, creating nothing."""
+    import tempfile
+
+    if path.is_dir():
+        raise _fail(f"--out {path} is a directory; give a file name, e.g. {path / 'shortlist'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise _fail(f"--out {path}: the directory {parent} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise _fail(f"--out {path}: cannot write in {parent} ({e.strerror or e})") from None
+
+
 def _set_threads(threads: int) -> None:
     from discovery.engine.threads import limit_threads
 
@@ -176,10 +215,12 @@ def ui(
 ) -> None:
     """Serve the MLflow UI on this campaign's tracking store."""
     camp = _open(directory)
+    camp.db.dispose()
     uri = camp.location.tracking_uri(camp.config)
     if not uri.startswith("sqlite:"):
         out.print(f"this campaign tracks to {uri}; open that server's UI")
         return
+    _check_port(host, port)
     cmd = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", uri,
@@ -310,6 +351,7 @@ def serve(
     _setup_logging(False)
     camp = _open(directory)
     camp.db.dispose()
+    _check_port(host, port)
     write_token, generated = resolve_token(token)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: anyone who can reach this address can read the campaign", host)
@@ -336,10 +378,14 @@ def export(
     """Write the shortlist with provenance."""
     from discovery.engine.shortlist import shortlist, write_export
 
+    _check_output_file(out_path)
     camp = _open(directory)
     status_value = status_.value if status_ else None
     items = shortlist(camp.db, camp.campaign_id, camp.fidelities, status_value)
-    write_export(items, fmt.value, out_path)
+    try:
+        write_export(items, fmt.value, out_path)
+    except OSError as e:
+        raise _fail(f"cannot write --out {out_path}: {e.strerror or e}") from None
     out.print(f"wrote {len(items)} candidates to {out_path}")
 
 
@@ -390,10 +436,29 @@ def prototypes() -> None:
 
 
 @app.command()
-def validate(config: Path = typer.Argument(..., help="Campaign YAML.")) -> None:
-    """Check a campaign config without running anything."""
+def validate(
+    config: Path = typer.Argument(..., help="Campaign YAML."),
+    directory: Path | None = typer.Option(
+        None, "--dir", "-d", help="Also check that `discovery run` could use this directory."
+    ),
+) -> None:
+    """Check a campaign config, and the paths it names, without creating anything."""
+    from discovery.engine.campaign_directory import CampaignDirectory, config_path_problems
+
     cfg = _load(config)
-    out.print(f"{config}: ok ({cfg.name}, {', '.join(cfg.chemical_systems)})")
+    try:
+        if directory is not None:
+            CampaignDirectory(directory).preflight(cfg)
+        else:
+            problems = config_path_problems(cfg)
+            if problems:
+                head = [f"{len(problems)} problems"] if len(problems) > 1 else []
+                indent = "  " if head else ""
+                raise ConfigError("\n".join([*head, *(indent + p for p in problems)]))
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+    where = f", {directory} ready" if directory is not None else ""
+    out.print(f"{config}: ok ({cfg.name}, {', '.join(cfg.chemical_systems)}{where})")
 
 
 if __name__ == "__main__":

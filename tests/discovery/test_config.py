@@ -1,4 +1,4 @@
-"""Config validation: bad input fails before any work, with one line naming the problem."""
+"""Config validation: bad input fails before any work; a single problem is one line naming it."""
 
 from __future__ import annotations
 

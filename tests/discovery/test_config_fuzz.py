@@ -1,5 +1,5 @@
 """Property-based checks of the config loader: any input loads or fails with a ConfigError
-whose message is one line naming what is wrong; never another exception."""
+whose message names each problem on a line of its own; never another exception."""
 
 from __future__ import annotations
 
@@ -42,7 +42,10 @@ def _load_text(tmp_path, text: str):
         return load_config(path)
     except ConfigError as err:
         message = str(err)
-        assert message and "\n" not in message.strip(), message
+        lines = message.splitlines()
+        assert lines and all(line.strip() and line.isprintable() for line in lines), message
+        if len(lines) > 1:  # "FILE: N problems", then one line each
+            assert lines[0] == f"{path}: {len(lines) - 1} problems", message
         assert "Traceback" not in message
         return None
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import HTMLResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -28,6 +33,37 @@ CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
 )
+
+
+# Characters of a refused request's input echoed back in its 422 response.
+MAX_ECHO = 200
+
+
+def _short(value: Any) -> Any:
+    """`value`, or its first MAX_ECHO characters with a note, so an error stays small."""
+    if isinstance(value, str | bytes):
+        text = value if isinstance(value, str) else value.decode("utf-8", "replace")
+    elif isinstance(value, int | float | bool) or value is None:
+        return value
+    else:
+        text = json.dumps(jsonable_encoder(value), default=str)
+        if len(text) <= MAX_ECHO:
+            return value
+    if len(text) <= MAX_ECHO:
+        return text
+    return f"{text[:MAX_ECHO]}... (truncated: {len(text)} characters)"
+
+
+def _small_errors(errors: Sequence[Any]) -> list[Any]:
+    out = []
+    for error in errors:
+        error = dict(error)
+        if "input" in error:
+            error["input"] = _short(error["input"])
+        if "ctx" in error:
+            error["ctx"] = {k: _short(v) for k, v in error["ctx"].items()}
+        out.append(error)
+    return out
 
 
 def create_app(directory: str | Path, token: str, mlflow_url: str | None = None) -> FastAPI:
@@ -62,6 +98,12 @@ def create_app(directory: str | Path, token: str, mlflow_url: str | None = None)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        # FastAPI echoes each refused input whole: a 5 MB comment would come back as 5 MB.
+        errors = jsonable_encoder(_small_errors(exc.errors()))
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

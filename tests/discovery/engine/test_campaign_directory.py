@@ -65,3 +65,60 @@ def test_a_directory_takes_more_rounds_of_its_campaign_but_not_another(tmp_path)
     assert location.saved_config().rounds == 5
     with pytest.raises(ConfigError, match="holds a different campaign"):
         location.prepare(config(seed=99))
+
+
+def test_a_changed_config_names_the_fields_that_differ(tmp_path):
+    location = CampaignDirectory(tmp_path / "run")
+    location.prepare(config())
+    changed = parse_config(
+        {**toy_config(), "seed": 99, "model": {**toy_config()["model"], "hidden": 16}}
+    )
+    for check in (location.preflight, location.prepare):
+        with pytest.raises(ConfigError) as err:
+            check(changed)
+        message = str(err.value)
+        assert "holds a different campaign" in message
+        assert "  seed: 0 -> 99" in message.splitlines()
+        assert "  model.hidden: 32 -> 16" in message.splitlines()
+        assert "rounds" not in message.split("Fields that differ")[1]
+
+
+def test_preflight_refuses_unusable_paths_and_creates_nothing(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ConfigError, match="a-file is not a directory"):
+        CampaignDirectory(tmp_path / "a-file" / "run").preflight(config())
+    with pytest.raises(ConfigError, match="exists and is not a directory"):
+        CampaignDirectory(tmp_path / "a-file").preflight(config())
+    bad = config(
+        store={"url": f"sqlite:///{tmp_path}/missing/campaign.db"},
+        tracking={"uri": "foo://somewhere"},
+    )
+    with pytest.raises(ConfigError) as err:
+        CampaignDirectory(tmp_path / "run").preflight(bad)
+    lines = str(err.value).splitlines()
+    assert lines[0] == "2 problems"
+    assert "'store.url'" in lines[1] and "missing does not exist" in lines[1]
+    assert "'tracking.uri': unknown scheme 'foo'" in lines[2]
+    with pytest.raises(ConfigError, match="'store.url': 'nonsense' is not a database URL"):
+        CampaignDirectory(tmp_path / "run").preflight(config(store={"url": "nonsense"}))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_a_failed_set_up_leaves_nothing_behind(tmp_path):
+    from discovery.engine.round_loop import run_campaign
+
+    pytest.importorskip("psycopg")
+    # Passes the static checks; the server is not there.
+    cfg = config(store={"url": "postgresql+psycopg://u@127.0.0.1:1/none"})
+    with pytest.raises(ConfigError, match="cannot set up the campaign in .*Connection refused"):
+        run_campaign(cfg, tmp_path / "new" / "run")
+    assert not (tmp_path / "new").exists()
+    # In an existing directory only what the run added goes.
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError):
+        run_campaign(cfg, tmp_path / "kept")
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["notes.txt"]
+    # The corrected config is then not refused as "a different campaign".
+    location = CampaignDirectory(tmp_path / "new" / "run")
+    location.preflight(config())
