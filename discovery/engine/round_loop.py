@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from discovery.config import CampaignConfig, dump_config
+from discovery.config import CampaignConfig, ConfigError, dump_config
+from discovery.domain.known.phase import KnownPhase, KnownSourceError
 from discovery.engine import reference_set as references
 from discovery.engine.campaign_directory import CampaignDirectory
 from discovery.engine.context import CampaignContext
+from discovery.engine.known_phases import known_phases, remember_fetched
 from discovery.engine.progress import StageProgress
 from discovery.engine.round_report import report_round
 from discovery.engine.stages import generate, hull, learn, promote, review, screen, validate
@@ -63,8 +65,11 @@ def run_campaign(
     """Run `config` in `directory` from where it stopped (a fresh directory starts at round 0)
     and return its context once every round is done."""
     location = CampaignDirectory(Path(directory))
+    # Known phases first: a source that cannot be read stops the run before anything exists.
+    phases = _known_phases(config, location)
     location.prepare(config)
     ctx = open_context(config, location, progress or StageProgress())
+    remember_fetched(ctx.db, phases)
     with ctx.db.session() as session:
         camp = session.get_one(Campaign, ctx.campaign_id)
         camp.status = "running"
@@ -73,7 +78,7 @@ def run_campaign(
         )
         camp.mlflow_run_id = parent
     ctx.tracker.client.log_text(parent, dump_config(config), "campaign.yaml")
-    references.ensure_references(ctx)
+    references.ensure_references(ctx, phases)
     ctx.tracker.log_metrics(parent, references.chemical_potential_report(ctx))
     try:
         for r in range(config.rounds):
@@ -84,6 +89,23 @@ def run_campaign(
         session.get_one(Campaign, ctx.campaign_id).status = "finished"
     ctx.tracker.finish(parent)
     return ctx
+
+
+def _known_phases(config: CampaignConfig, location: CampaignDirectory) -> list[KnownPhase]:
+    """The known phases, from the campaign's store where it already exists (an earlier fetch
+    of the Materials Project is not repeated); a source's error becomes a ConfigError."""
+    if not config.references.sources:
+        return []
+    db = None
+    if location.config_file.exists():
+        db = location.open(config, read_only=False).db
+    try:
+        return known_phases(config, db)
+    except KnownSourceError as err:
+        raise ConfigError(f"invalid value for 'references.sources': {err}") from None
+    finally:
+        if db is not None:
+            db.dispose()
 
 
 def _round(ctx: CampaignContext, session: Session, r: int) -> Round:

@@ -206,8 +206,9 @@ def review_list(
     status_value = status_.value if status_ else None
     items = shortlist(camp.db, camp.campaign_id, camp.fidelities, status_value)
     cols = ("id", "formula", "spacegroup", "e_form_sim", "e_above_hull", "fidelity",
+            "hull_mode", "e_above_hull_other", "novelty", "known_id", "decomposition",
             "e_hull_pred", "round", "parent", "review_status", "reviewer",
-            "review_note")  # fmt: skip
+            "review_note", "warnings")  # fmt: skip
     title = f"review queue of {camp.config.name}"
     rows = [row for row, _ in items]
     for table in fitted_tables(title, {c: c for c in cols}, rows, out.width, "left", 40):
