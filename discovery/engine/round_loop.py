@@ -13,7 +13,7 @@ from sqlalchemy import select
 from discovery.config import CampaignConfig, ConfigError, dump_config
 from discovery.domain.known.phase import KnownPhase, KnownSourceError
 from discovery.engine import reference_set as references
-from discovery.engine.campaign_directory import CampaignDirectory
+from discovery.engine.campaign_directory import STORE_FILE, CampaignDirectory
 from discovery.engine.context import CampaignContext
 from discovery.engine.known_phases import known_phases, remember_fetched
 from discovery.engine.progress import StageProgress
@@ -21,7 +21,7 @@ from discovery.engine.round_report import report_round
 from discovery.engine.stages import generate, hull, learn, promote, review, screen, validate
 from discovery.engine.stages import select as select_stage
 from discovery.engine.tracking import Tracker
-from discovery.store import Campaign, Round
+from discovery.store import Campaign, Database, Round
 from discovery.store.schema import utcnow
 
 if TYPE_CHECKING:
@@ -93,12 +93,14 @@ def run_campaign(
 
 def _known_phases(config: CampaignConfig, location: CampaignDirectory) -> list[KnownPhase]:
     """The known phases, from the campaign's store where it already exists (an earlier fetch
-    of the Materials Project is not repeated); a source's error becomes a ConfigError."""
+    of the Materials Project, or `discovery references fetch`, is not repeated); a source's
+    error becomes a ConfigError."""
     if not config.references.sources:
         return []
     db = None
-    if location.config_file.exists():
-        db = location.open(config, read_only=False).db
+    url = location.store_url(config)
+    if not url.startswith("sqlite:") or (location.path / STORE_FILE).is_file():
+        db = Database(url)
     try:
         return known_phases(config, db)
     except KnownSourceError as err:
