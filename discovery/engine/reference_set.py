@@ -68,8 +68,8 @@ def reference_rows(
 
 def ensure_references(ctx: CampaignContext, phases: Sequence[KnownPhase] = ()) -> None:
     """Add the reference structures to the store and relax those not yet computed on each
-    rung (the rungs above the first only near the hull below). A known phase that this
-    store already relaxed the same way, for another campaign, is copied, not relaxed again."""
+    rung (the rungs above the first only near the hull below). A reference that this store
+    already relaxed the same way, for another campaign, is copied, not relaxed again."""
     with ctx.db.session() as session:
         have = set(
             session.scalars(
@@ -87,7 +87,7 @@ def ensure_references(ctx: CampaignContext, phases: Sequence[KnownPhase] = ()) -
             todo = [c.id for c in pending(ctx, session, "reference", sim.fidelity)]
             if rung > 0:
                 todo = _near_the_hull_below(ctx, session, todo, rung)
-            todo = _reuse_known(ctx, session, todo, rung)
+            todo = _reuse_computed(ctx, session, todo, rung)
         if todo:
             log.info("relaxing %d reference structures with %s", len(todo), sim.fidelity)
         with ctx.progress.stage(f"references ({sim.fidelity})", len(todo)) as task:
@@ -95,24 +95,23 @@ def ensure_references(ctx: CampaignContext, phases: Sequence[KnownPhase] = ()) -
     _warn_failed_references(ctx)
 
 
-def _reuse_known(ctx: CampaignContext, session: Session, ids: list[int], rung: int) -> list[int]:
-    """Copy the calculations of known phases computed alike in this store (same phase, same
-    starting structure, same simulator settings); returns the ids still to relax."""
+def _reuse_computed(ctx: CampaignContext, session: Session, ids: list[int], rung: int) -> list[int]:
+    """Copy the calculations of references that another campaign of this store computed
+    alike (same reference, same starting structure, same simulator settings); returns the
+    ids still to relax."""
     cfg = ctx.config.ladder[rung]
     left = []
     reused = 0
     for cid in ids:
         cand = session.get_one(Candidate, cid)
-        if cand.origin != "known":
-            left.append(cid)
-            continue
         fixed = bool((cand.origin_detail or {}).get("fixed_cell"))
         key = ctx.simulator_spec(cfg.relax_cell and not fixed, rung).settings_key()
         earlier = session.execute(
             select(Calculation, Candidate.structure)
             .join(Candidate, Candidate.id == Calculation.candidate_id)
             .where(
-                Candidate.origin == "known",
+                Candidate.is_reference.is_(True),
+                Candidate.origin == cand.origin,
                 Candidate.parent == cand.parent,
                 Candidate.campaign_id != ctx.campaign_id,
                 Calculation.fidelity == cfg.fidelity,
@@ -127,7 +126,7 @@ def _reuse_known(ctx: CampaignContext, session: Session, ids: list[int], rung: i
         session.add(_copy(match, cid))
         reused += 1
     if reused:
-        log.info("%d known phases at %s reused from earlier campaigns", reused, cfg.fidelity)
+        log.info("%d references at %s reused from earlier campaigns", reused, cfg.fidelity)
     return left
 
 
