@@ -444,15 +444,93 @@ def _check_import_path(path: str) -> None:
         raise ValueError(f"calculator {path!r}: no module named {module!r}")
 
 
-class ReferencesConfig(_Section):
-    """Structures the hull is built from, computed with the campaign's own simulator."""
+KNOWN_SOURCE_KINDS = ("bundled", "entries", "structures", "materials_project")
 
+
+class KnownSourceConfig(_Section):
+    """One source of known phases. In YAML a plain name (`bundled`, `materials_project`)
+    or a one-key mapping (`{entries: alexandria.json.bz2}`, `{structures: cifs/}`) will do."""
+
+    kind: Literal["bundled", "entries", "structures", "materials_project"] = Field(
+        description="bundled: the Li-Mn-O phases shipped with the package; entries: a file of "
+        "pymatgen ComputedStructureEntry dicts (JSON, .gz, .bz2: MP downloads, Alexandria); "
+        "structures: a folder of CIF/POSCAR/extxyz/JSON files without energies; "
+        "materials_project: MP through mp-api (needs MP_API_KEY)."
+    )
+    path: str | None = Field(None, description="entries: the file; structures: the folder or file.")
+    energy_scheme: str = Field(
+        "mp2020",
+        description="entries: the energy scheme of the file's corrected energies (mp2020: MP "
+        "GGA/GGA+U with MP2020 corrections, as MP, Alexandria-PBE and WBM use).",
+    )
+    api_key: str | None = Field(
+        None,
+        description="materials_project: the API key; null = the MP_API_KEY environment "
+        "variable (preferred: a YAML is logged to MLflow).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"kind": data}
+        if isinstance(data, dict) and "kind" not in data and len(data) == 1:
+            ((kind, value),) = data.items()
+            if kind in ("entries", "structures"):
+                return {"kind": kind, "path": value}
+            if kind == "materials_project":
+                return {"kind": kind, **(value or {})}
+        return data
+
+    @model_validator(mode="after")
+    def _fields_fit_the_kind(self) -> KnownSourceConfig:
+        if self.kind in ("entries", "structures") and not self.path:
+            raise ValueError(f"a source of kind {self.kind!r} needs 'path'")
+        if self.kind not in ("entries", "structures") and self.path:
+            raise ValueError(f"'path' is for entries and structures sources, not {self.kind!r}")
+        if self.api_key and self.kind != "materials_project":
+            raise ValueError("'api_key' is for the materials_project source")
+        return self
+
+
+class ReferencesConfig(_Section):
+    """What is already known: the phases a candidate's stability and novelty are judged
+    against. Every source's phases join the hull (computed as `hull_mode` says), and a
+    candidate matching one is known, never queued for review."""
+
+    sources: list[KnownSourceConfig] = Field(
+        default_factory=list,
+        description="Known-phase sources in order, e.g. [bundled], [materials_project], "
+        "[{entries: alexandria.json.bz2}, {structures: lab-cifs/}]; a phase found by several "
+        "is kept once (the first source's), matched by structure.",
+    )
+    hull_mode: Literal["same_fidelity", "database"] = Field(
+        "same_fidelity",
+        description="same_fidelity: every known structure is relaxed by each rung's own "
+        "simulator (once per store and simulator settings), so candidates and references are "
+        "computed alike; database: known phases at their database energies (MP2020-corrected "
+        "DFT), candidates at MP-compatible energies (needs formation_energy: mp2020), as "
+        "Matbench Discovery does.",
+    )
+    disagreement_tolerance: float = Field(
+        0.1,
+        gt=0,
+        description="eV/atom: where both hulls can be computed and a candidate's two "
+        "distances differ by more, the reviewer sees a warning.",
+    )
     known: list[str] = Field(
         default_factory=list,
         description="Known compounds: prototype specs 'NAME:El1,El2,..' (e.g. 'rocksalt-MgO:Mn,O') "
         "or paths to structure files (CIF, POSCAR, pymatgen JSON). They join the hull and "
         "make matching candidates non-novel.",
     )
+
+    @model_validator(mode="after")
+    def _one_materials_project(self) -> ReferencesConfig:
+        kinds = [s.kind for s in self.sources]
+        if kinds.count("materials_project") > 1 or kinds.count("bundled") > 1:
+            raise ValueError("each of bundled and materials_project may appear once in sources")
+        return self
 
 
 class ExecutorConfig(_Section):
@@ -616,6 +694,23 @@ class CampaignConfig(_Section):
             # `fidelities: [chgnet, gpaw]` with no simulator section: the first rung is it.
             fields = self.fidelities[0].model_dump(exclude={"promote", "promote_max_e_above_hull"})
             object.__setattr__(self, "simulator", SimulatorConfig(**fields))
+        return self
+
+    @model_validator(mode="after")
+    def _database_hull_needs_mp_energies(self) -> CampaignConfig:
+        if self.references.hull_mode != "database":
+            return self
+        if self.simulator.formation_energy != "mp2020":
+            raise ValueError(
+                "references.hull_mode: database puts candidates on the database's hull, so "
+                "their energies must be MP-compatible: set simulator.formation_energy: mp2020 "
+                "(with a potential trained on MP data, e.g. chgnet or sevennet)"
+            )
+        if not self.references.sources:
+            raise ValueError(
+                "references.hull_mode: database needs known phases with database energies: "
+                "add references.sources (bundled, materials_project or an entries file)"
+            )
         return self
 
     @property
@@ -952,10 +1047,34 @@ def _resolve_paths(
     known = [
         str((base / k).resolve()) if (base / k).is_file() else k for k in config.references.known
     ]
-    if known == config.references.known:
+    sources = [_resolved_source(s, base) for s in config.references.sources]
+    if known == config.references.known and sources == config.references.sources:
         return config
-    refs = config.references.model_copy(update={"known": known})
+    refs = config.references.model_copy(update={"known": known, "sources": sources})
     return config.model_copy(update={"references": refs})
+
+
+def _resolved_source(source: KnownSourceConfig, base: Path) -> KnownSourceConfig:
+    """A source's path made absolute against the YAML's folder and checked now, and the
+    Materials Project's access checked now, so a campaign that cannot read its known phases
+    stops before anything is created, with the source named."""
+    if source.kind == "materials_project":
+        from discovery.domain.known.materials_project import require_mp_access
+        from discovery.domain.known.phase import KnownSourceError
+
+        try:
+            require_mp_access(source.api_key)
+        except KnownSourceError as err:
+            raise ConfigError(f"invalid value for 'references.sources': {err}") from None
+        return source
+    if source.path is None:
+        return source
+    path = (base / source.path).resolve()
+    if source.kind == "entries" and not path.is_file():
+        raise ConfigError(f"invalid value for 'references.sources': entries file {path} not found")
+    if source.kind == "structures" and not path.exists():
+        raise ConfigError(f"invalid value for 'references.sources': structures {path} not found")
+    return source.model_copy(update={"path": str(path)})
 
 
 def _resolve_generation_paths(

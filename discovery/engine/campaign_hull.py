@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from pymatgen.core import Composition
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from discovery.domain.convex_hull import (
     FormationHull,
@@ -16,7 +16,7 @@ from discovery.domain.convex_hull import (
     formation_energy_per_atom,
 )
 from discovery.engine.context import CampaignContext
-from discovery.store import HullResult
+from discovery.store import Candidate, HullResult
 from discovery.store.convert import structure_from_json
 from discovery.store.queries import validated_pairs
 
@@ -68,22 +68,91 @@ def _mp2020_formation_energies(pairs) -> dict[int, float]:
     return out
 
 
+SAME_FIDELITY = "same_fidelity"
+DATABASE = "database"
+
+
+def hull_mode(ctx: CampaignContext, rung: int = 0) -> str:
+    """The hull one rung is judged on: the configured mode where the rung's energies are
+    MP-compatible (formation_energy mp2020), else same_fidelity (a DFT rung's plain-PBE
+    energies never share a hull with MP2020-corrected ones)."""
+    if ctx.config.ladder[rung].formation_energy != "mp2020":
+        return SAME_FIDELITY
+    return ctx.config.references.hull_mode
+
+
+def database_formation_energies(
+    session: Session, campaign_id: int
+) -> dict[int, tuple[Composition, float]]:
+    """Known references with a database energy on the MP2020 scheme: id -> (composition,
+    formation energy per atom against MP's elemental references)."""
+    from discovery.domain.known.phase import MP2020
+    from discovery.domain.mp_elemental_references import mp_chemical_potentials
+
+    mu = mp_chemical_potentials()
+    rows = session.execute(
+        select(Candidate.id, Candidate.formula, Candidate.origin_detail).where(
+            Candidate.campaign_id == campaign_id,
+            Candidate.is_reference.is_(True),
+            Candidate.origin == "known",
+        )
+    ).all()
+    out: dict[int, tuple[Composition, float]] = {}
+    for cid, formula, detail in rows:
+        energy = (detail or {}).get("energy_per_atom")
+        if energy is None or (detail or {}).get("energy_scheme") != MP2020:
+            continue
+        comp = Composition(formula)
+        out[cid] = (comp, formation_energy_per_atom(comp, energy, mu))
+    return out
+
+
 def current_hull(
-    ctx: CampaignContext, session: Session, rung: int = 0
+    ctx: CampaignContext, session: Session, rung: int = 0, mode: str | None = None
 ) -> tuple[FormationHull, dict[int, float]]:
-    """The hull of one rung of the fidelity ladder (0 = the simulator)."""
+    """The hull of one rung of the fidelity ladder (0 = the simulator) and the formation
+    energies on it.
+
+    same_fidelity: everything this rung computed, references included. database: the known
+    phases at their database energies (the rung's own references leave the hull) and the
+    candidates at the rung's MP-compatible formation energies."""
     sim = ctx.config.ladder[rung]
+    mode = mode or hull_mode(ctx, rung)
     pairs = validated_pairs(session, ctx.campaign_id, sim.fidelity)
     e_form = formation_energies(pairs, sim.formation_energy)
-    points = [(c.id, Composition(c.formula), e_form[c.id]) for c, _ in pairs if c.id in e_form]
+    comps = {c.id: Composition(c.formula) for c, _ in pairs}
+    if mode == DATABASE:
+        references = {c.id for c, _ in pairs if c.is_reference}
+        e_form = {cid: e for cid, e in e_form.items() if cid not in references}
+        for cid, (comp, e) in database_formation_energies(session, ctx.campaign_id).items():
+            comps[cid] = comp
+            e_form[cid] = e
+    points = [(cid, comps[cid], e) for cid, e in e_form.items()]
     return FormationHull(ctx.config.elements, points), e_form
 
 
+def other_hull(
+    ctx: CampaignContext, session: Session, rung: int = 0
+) -> tuple[FormationHull, dict[int, float]] | None:
+    """The hull of the mode not configured, where it can be computed: same_fidelity always;
+    database only for MP-compatible energies with known phases that have database energies."""
+    if hull_mode(ctx, rung) == DATABASE:
+        return current_hull(ctx, session, rung, SAME_FIDELITY)
+    if ctx.config.ladder[rung].formation_energy != "mp2020":
+        return None
+    if not database_formation_energies(session, ctx.campaign_id):
+        return None
+    return current_hull(ctx, session, rung, DATABASE)
+
+
 def record_hull(ctx: CampaignContext, session: Session, round_index: int, rung: int = 0):
-    """Write this round's hull distance of everything computed at one rung; returns the hull
-    and the formation energies."""
+    """Write this round's hull distance of everything computed at one rung, with the
+    distance on the other hull mode where both exist; returns the hull and the formation
+    energies."""
     fidelity = ctx.config.ladder[rung].fidelity
+    mode = hull_mode(ctx, rung)
     hull, e_form = current_hull(ctx, session, rung)
+    other = other_hull(ctx, session, rung)
     session.execute(
         delete(HullResult).where(
             HullResult.fidelity == fidelity,
@@ -93,6 +162,9 @@ def record_hull(ctx: CampaignContext, session: Session, round_index: int, rung: 
     )
     for cid in e_form:
         p = hull.point(cid)
+        e_other = None
+        if other is not None and cid in other[1]:
+            e_other = other[0].point(cid).e_above_hull
         session.add(
             HullResult(
                 candidate_id=cid,
@@ -102,6 +174,8 @@ def record_hull(ctx: CampaignContext, session: Session, round_index: int, rung: 
                 e_above_hull=p.e_above_hull,
                 stable=p.e_above_hull <= ctx.config.stability_threshold,
                 decomposition=p.decomposition,
+                hull_mode=mode,
+                e_above_hull_other=e_other,
             )
         )
     return hull, e_form

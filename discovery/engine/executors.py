@@ -11,6 +11,9 @@ back as a failed result with its reason, never as an exception, so the campaign 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import os
 import pickle
@@ -64,6 +67,15 @@ class SimulatorSpec:
         if self.backend is not None:
             ensure_registered(self.backend)
         return Simulator(self.name, self.settings, device=self.device, options=dict(self.options))
+
+    def settings_key(self) -> str:
+        """A hash of what decides the result (back-end, settings, options), not where it
+        runs: two campaigns whose rung has the same key compute a structure the same way."""
+        settings: Any = self.settings
+        if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+            settings = dataclasses.asdict(settings)
+        text = json.dumps([self.name, settings, self.options], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 # One simulator per spec per process: loading a potential's weights once, not per task.

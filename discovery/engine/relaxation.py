@@ -84,24 +84,27 @@ def relax_and_record(
             structures = starting_structures(ctx, session, ids, rung)
         # A batched rung relaxes in this process (its batch is its parallelism); the
         # others, a DFT rung above it say, still go to the executor.
+        spec = ctx.simulator_spec(relax_cell and cfg.relax_cell, rung)
         if cfg.batched:
             sim = ctx.simulator_for(rung, relax_cell)
             results = sim.relax_as_completed(structures, True, cfg.batch_size)
         else:
-            spec = ctx.simulator_spec(relax_cell and cfg.relax_cell, rung)
             results = ctx.executor.relax_as_completed(spec, structures)
+        key = spec.settings_key()
         for index, result in results:
-            _record(ctx, ids[index], result, round_index, rung)
+            _record(ctx, ids[index], result, round_index, rung, key)
             n += 1
             task.advance()
     return n
 
 
-def _record(ctx: CampaignContext, cid: int, result, round_index: int, rung: int) -> None:
+def _record(
+    ctx: CampaignContext, cid: int, result, round_index: int, rung: int, settings_key: str
+) -> None:
     with ctx.db.session() as session:
         cand = session.get_one(Candidate, cid)
         fidelity = ctx.config.ladder[rung].fidelity
-        session.add(calculation_row(cand, result, fidelity, round_index))
+        session.add(calculation_row(cand, result, fidelity, round_index, settings_key))
         # The status follows the first rung; a higher rung's failure leaves the candidate
         # validated, decided by the rung below.
         if not cand.is_reference and rung == 0:

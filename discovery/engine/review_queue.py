@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from discovery.domain.generation.dedup import Deduplicator
 from discovery.store import Candidate, Database, HullResult, ReviewDecision, ReviewItem
@@ -101,6 +101,8 @@ def fill_queue(
             HullResult.fidelity == fidelity,
             HullResult.round_index == round_index,
             Candidate.id.not_in(queued),
+            # A known structure is never a discovery, whatever its hull distance.
+            or_(Candidate.novelty.is_(None), Candidate.novelty != "known"),
         )
     ).all()
     deciding = deciding_hull_results(session, ids, fidelities, round_index)

@@ -10,16 +10,18 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from discovery.config import CampaignConfig, dump_config
+from discovery.config import CampaignConfig, ConfigError, dump_config
+from discovery.domain.known.phase import KnownPhase, KnownSourceError
 from discovery.engine import reference_set as references
-from discovery.engine.campaign_directory import CampaignDirectory
+from discovery.engine.campaign_directory import STORE_FILE, CampaignDirectory
 from discovery.engine.context import CampaignContext
+from discovery.engine.known_phases import known_phases, remember_fetched
 from discovery.engine.progress import StageProgress
 from discovery.engine.round_report import report_round
 from discovery.engine.stages import generate, hull, learn, promote, review, screen, validate
 from discovery.engine.stages import select as select_stage
 from discovery.engine.tracking import Tracker
-from discovery.store import Campaign, Round
+from discovery.store import Campaign, Database, Round
 from discovery.store.schema import utcnow
 
 if TYPE_CHECKING:
@@ -68,17 +70,20 @@ def run_campaign(
     and return its context once every round is done."""
     location = CampaignDirectory(Path(directory))
     # Every problem a person can fix is reported before anything is created; a set-up that
-    # fails anyway (a database server that refuses) leaves nothing behind.
+    # fails anyway (a database server that refuses) leaves nothing behind. Known phases come
+    # first too: a source that cannot be read stops the run before anything exists.
     location.preflight(config)
+    phases = _known_phases(config, location)
     with location.setting_up(config):
         location.prepare(config)
         ctx = open_context(config, location, progress or StageProgress())
         try:
+            remember_fetched(ctx.db, phases)
             parent = _start_parent_run(ctx, config)
         except BaseException:
             ctx.db.dispose()
             raise
-    references.ensure_references(ctx)
+    references.ensure_references(ctx, phases)
     ctx.tracker.log_metrics(parent, references.chemical_potential_report(ctx))
     try:
         for r in range(config.rounds):
@@ -101,6 +106,25 @@ def _start_parent_run(ctx: CampaignContext, config: CampaignConfig) -> str:
         camp.mlflow_run_id = parent
     ctx.tracker.client.log_text(parent, dump_config(config), "campaign.yaml")
     return parent
+
+
+def _known_phases(config: CampaignConfig, location: CampaignDirectory) -> list[KnownPhase]:
+    """The known phases, from the campaign's store where it already exists (an earlier fetch
+    of the Materials Project, or `discovery references fetch`, is not repeated); a source's
+    error becomes a ConfigError."""
+    if not config.references.sources:
+        return []
+    db = None
+    url = location.store_url(config)
+    if not url.startswith("sqlite:") or (location.path / STORE_FILE).is_file():
+        db = Database(url)
+    try:
+        return known_phases(config, db)
+    except KnownSourceError as err:
+        raise ConfigError(f"invalid value for 'references.sources': {err}") from None
+    finally:
+        if db is not None:
+            db.dispose()
 
 
 def _round(ctx: CampaignContext, session: Session, r: int) -> Round:

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
 from pymatgen.io.cif import CifWriter
 from sqlalchemy import select
 
+from discovery.domain.review_warnings import review_warnings
 from discovery.store import (
     Calculation,
     Campaign,
@@ -31,14 +33,17 @@ from discovery.store.queries import deciding_hull_results
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+# references.disagreement_tolerance of a config stored before the field existed.
+DEFAULT_TOLERANCE = 0.1
 FORMATS = ("csv", "json", "cif", "extxyz")
 # The file name suffix of each format, for downloads.
 SUFFIXES = {"csv": "csv", "json": "json", "cif": "zip", "extxyz": "extxyz"}
 COLUMNS = (
     "id", "formula", "reduced_formula", "chemsys", "spacegroup", "nsites",
     "e_form_pred", "e_form_pred_std", "e_hull_pred", "e_form_sim", "e_above_hull",
-    "e_above_hull_first", "stable",
-    "decomposition", "round", "origin", "parent", "origin_detail", "model_version",
+    "e_above_hull_first", "stable", "hull_mode", "e_above_hull_other",
+    "decomposition", "novelty", "known_id", "warnings",
+    "round", "origin", "parent", "origin_detail", "model_version",
     "simulator", "fidelity", "converged", "relax_steps", "review_status", "reviewer",
     "review_note", "reviewed_at", "mlflow_run_id", "campaign", "config_sha256",
 )  # fmt: skip
@@ -66,6 +71,8 @@ def shortlist(
         campaign = session.get_one(Campaign, campaign_id)
         # The config that made the shortlist: with its hash a row names the exact campaign.
         config_sha = hashlib.sha256(campaign.config_yaml.encode()).hexdigest()
+        references = (yaml.safe_load(campaign.config_yaml) or {}).get("references") or {}
+        tolerance = float(references.get("disagreement_tolerance", DEFAULT_TOLERANCE))
         query = (
             select(ReviewItem, Candidate)
             .join(Candidate, Candidate.id == ReviewItem.candidate_id)
@@ -122,7 +129,20 @@ def shortlist(
                 "e_above_hull": hull.e_above_hull,
                 "e_above_hull_first": first[cand.id].e_above_hull if cand.id in first else None,
                 "stable": hull.stable,
+                "hull_mode": hull.hull_mode,
+                "e_above_hull_other": hull.e_above_hull_other,
                 "decomposition": hull.decomposition,
+                "novelty": cand.novelty,
+                "known_id": cand.known_id,
+                "warnings": " | ".join(
+                    review_warnings(
+                        relaxed,
+                        hull.e_above_hull,
+                        hull.e_above_hull_other,
+                        hull.hull_mode,
+                        tolerance,
+                    )
+                ),
                 "round": first_calc_round,
                 "origin": cand.origin,
                 "parent": cand.parent,

@@ -247,8 +247,9 @@ def review_list(
     status_value = status_.value if status_ else None
     items = shortlist(camp.db, camp.campaign_id, camp.fidelities, status_value)
     cols = ("id", "formula", "spacegroup", "e_form_sim", "e_above_hull", "fidelity",
+            "hull_mode", "e_above_hull_other", "novelty", "known_id", "decomposition",
             "e_hull_pred", "round", "parent", "review_status", "reviewer",
-            "review_note")  # fmt: skip
+            "review_note", "warnings")  # fmt: skip
     title = f"review queue of {camp.config.name}"
     rows = [row for row, _ in items]
     for table in fitted_tables(title, {c: c for c in cols}, rows, out.width, "left", 40):
@@ -433,6 +434,112 @@ def prototypes() -> None:
 
     for p in protos():
         out.print(f"{p.name:<22} {p.spacegroup:<10} {'ionic' if p.ionic else 'metallic'}")
+
+
+@app.command()
+def references(
+    chemsys: list[str] = typer.Argument(
+        ..., help="Chemical systems, e.g. Li-Mn-O; 'fetch Li-Mn-O' only fetches into --dir."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Take the sources (and store) from this campaign YAML."
+    ),
+    source: list[str] = typer.Option(
+        [], "--source", help="bundled or materials_project (repeatable; default: bundled)."
+    ),
+    entries: list[Path] = typer.Option([], "--entries", help="A file of computed entries."),
+    structures: list[Path] = typer.Option([], "--structures", help="A folder of structures."),
+    directory: Path | None = typer.Option(
+        None, "--dir", "-d", help="Campaign directory whose store caches fetched phases."
+    ),
+    plot: Path | None = typer.Option(
+        None, help="Phase-diagram PNG (default: references-<systems>.png)."
+    ),
+) -> None:
+    """The known phases of chemical systems per source, and the hull they make."""
+    from discovery.frontends.reference_report import database_hull, phase_rows, write_plot
+    from discovery.frontends.summary_tables import fitted_tables
+
+    fetch_only = bool(chemsys) and chemsys[0] == "fetch"
+    systems = chemsys[1:] if fetch_only else chemsys
+    cfg = _reference_config(systems, config, source, entries, structures)
+    if fetch_only and directory is None:
+        raise _fail("'references fetch' keeps what it fetches in a store: give --dir")
+    phases = _gather_known(cfg, directory)
+    if fetch_only:
+        out.print(f"{len(phases)} known phases of {', '.join(systems)} kept in {directory}")
+        return
+    rows = phase_rows(phases)
+    if rows:
+        columns = {k: k for k in rows[0]}
+        for table in fitted_tables("known phases", columns, rows, out.width, "left"):
+            out.print(table)
+    else:
+        out.print("no known phases: add a source (--source, --entries, --structures)")
+    hull = database_hull(phases, cfg.elements)
+    if hull is None:
+        out.print("no phase has a database energy (MP2020 scheme): no database hull to show")
+        return
+    diagram, hull_rows = hull
+    table_rows = [
+        {
+            "phase": r.phase.reduced_formula,
+            "id": r.phase.id,
+            "source": r.phase.source,
+            "e_form": r.e_form_per_atom,
+            "e_above_hull": r.e_above_hull,
+            "decomposition": r.decomposition if r.e_above_hull > 1e-6 else "on the hull",
+        }
+        for r in hull_rows
+    ]
+    title = "database hull (MP2020 energies, MP elemental references; eV/atom)"
+    for table in fitted_tables(title, {k: k for k in table_rows[0]}, table_rows, out.width, "left"):
+        out.print(table)
+    path = plot or Path(f"references-{'_'.join(systems)}.png")
+    out.print(f"phase diagram: {write_plot(diagram, path)}")
+
+
+def _reference_config(systems, config, source, entries, structures):
+    """A campaign config carrying only what `references` needs: systems and sources."""
+    from discovery.config import parse_config
+
+    if not systems:
+        raise _fail("give at least one chemical system, e.g. Li-Mn-O")
+    if config is not None:
+        base = _load(config)
+        return base.model_copy(update={"chemical_systems": list(systems)})
+    sources: list[object] = [*source]
+    sources += [{"entries": str(p.resolve())} for p in entries]
+    sources += [{"structures": str(p.resolve())} for p in structures]
+    try:
+        return parse_config(
+            {"name": "references", "chemical_systems": list(systems),
+             "references": {"sources": sources or ["bundled"]}}
+        )  # fmt: skip
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+
+
+def _gather_known(cfg, directory: Path | None):
+    from discovery.domain.known.phase import KnownSourceError
+    from discovery.engine.campaign_directory import CampaignDirectory
+    from discovery.engine.known_phases import known_phases, remember_fetched
+    from discovery.store import Database
+
+    db = None
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        db = Database(CampaignDirectory(directory).store_url(cfg))
+    try:
+        phases = known_phases(cfg, db)
+        if db is not None:
+            remember_fetched(db, phases)
+        return phases
+    except KnownSourceError as e:
+        raise _fail(str(e)) from None
+    finally:
+        if db is not None:
+            db.dispose()
 
 
 @app.command()

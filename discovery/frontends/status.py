@@ -85,6 +85,7 @@ def top_candidates(camp: OpenCampaign, n: int = 10) -> list[dict[str, Any]]:
                 "e_above_hull": deciding[c.id].e_above_hull,
                 "stable": deciding[c.id].stable,
                 "fidelity": deciding[c.id].fidelity,
+                "novelty": c.novelty or "-",
                 "review": status or "-",
             }
             for c, _, status in rows

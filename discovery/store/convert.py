@@ -59,9 +59,16 @@ def candidate_row(
     )
 
 
-def calculation_row(candidate: Candidate, result, fidelity: str, round_index: int) -> Calculation:
+def calculation_row(
+    candidate: Candidate,
+    result,
+    fidelity: str,
+    round_index: int,
+    settings_key: str | None = None,
+) -> Calculation:
     """A simulators.RelaxResult as a row; failures are rows too."""
     return Calculation(
+        settings_key=settings_key,
         candidate_id=candidate.id,
         simulator=result.simulator,
         fidelity=fidelity,

@@ -87,6 +87,10 @@ class Candidate(Base):
     dedup_key: Mapped[str] = mapped_column(String(160), index=True)
     # generated -> selected -> validated | failed; references stay "reference"
     status: Mapped[str] = mapped_column(String(20), default="generated", index=True)
+    # Against the known phases, once validated: "novel", "known" or "new polymorph"; and the
+    # known phase a "known" candidate matched.
+    novelty: Mapped[str | None] = mapped_column(String(20))
+    known_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     predictions: Mapped[list[Prediction]] = relationship(back_populates="candidate")
@@ -142,6 +146,9 @@ class Calculation(Base):
     forces_max: Mapped[float | None] = mapped_column(Float)
     final_structure: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    # What computed it (simulator, settings, options), hashed: a known phase relaxed once in a
+    # store is reused by later campaigns whose rung computes the same way.
+    settings_key: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     candidate: Mapped[Candidate] = relationship(back_populates="calculations")
 
@@ -157,6 +164,10 @@ class HullResult(Base):
     e_above_hull: Mapped[float] = mapped_column(Float)
     stable: Mapped[bool] = mapped_column(Boolean)
     decomposition: Mapped[str] = mapped_column(Text, default="")
+    # The hull the row's distance is on ("same_fidelity" or "database"), and the distance on
+    # the other one where both can be computed.
+    hull_mode: Mapped[str] = mapped_column(String(20), default="same_fidelity")
+    e_above_hull_other: Mapped[float | None] = mapped_column(Float)
 
 
 class ReviewItem(Base):
@@ -187,3 +198,22 @@ class GraphCacheEntry(Base):
     __tablename__ = "graph_cache"
     key: Mapped[str] = mapped_column(String(120), primary_key=True)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class KnownPhaseRow(Base):
+    """A known phase fetched from a database (the Materials Project), kept so that a resumed
+    or repeated campaign, or a compute node without internet, never needs the network."""
+
+    __tablename__ = "known_phases"
+    __table_args__ = (UniqueConstraint("source", "phase_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))
+    phase_id: Mapped[str] = mapped_column(String(200))
+    chemsys: Mapped[str] = mapped_column(String(120), index=True)
+    reduced_formula: Mapped[str] = mapped_column(String(120))
+    structure: Mapped[dict[str, Any]] = mapped_column(JSON)
+    energy_per_atom: Mapped[float | None] = mapped_column(Float)
+    energy_scheme: Mapped[str | None] = mapped_column(String(40))
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

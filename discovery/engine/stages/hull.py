@@ -11,6 +11,7 @@ from sqlalchemy import select
 from discovery.engine import faults
 from discovery.engine.campaign_hull import record_hull
 from discovery.engine.context import CampaignContext
+from discovery.engine.novelty_check import classify_round
 from discovery.store import Calculation, Candidate, Prediction, Round
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ def run(ctx: CampaignContext, round_index: int) -> None:
             "hit_rate": stable / len(this_round) if this_round else 0.0,
             "mae_before_retrain": _mae_before_retrain(session, row, ok_ids, e_form),
             "hull_size": len(hull.stable_formulas()),
+            **classify_round(ctx, session, round_index),
         }
         ctx.mark_stage(session, round_index, "hull", metrics)
         faults.point("hull", round_index)

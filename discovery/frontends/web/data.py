@@ -10,6 +10,7 @@ from pymatgen.core import Composition, Structure
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
+from discovery.domain.review_warnings import review_warnings
 from discovery.engine.campaign_directory import OpenCampaign
 from discovery.engine.review_queue import history
 from discovery.frontends.web.phase_diagram_plot import Marked, PhasePoint
@@ -40,6 +41,7 @@ TABLE_COLUMNS = {
     "e_form_std": "uncertainty",
     "e_above_hull": "sim. E_hull",
     "fidelity": "decided by",
+    "novelty": "novelty",
     "spacegroup": "space group",
     "origin": "origin",
 }
@@ -85,6 +87,9 @@ def candidate_rows(camp: OpenCampaign) -> list[dict[str, Any]]:
                 "e_above_hull": h.e_above_hull if h else None,
                 "stable": h.stable if h else None,
                 "fidelity": h.fidelity if h else None,
+                "hull_mode": h.hull_mode if h else None,
+                "novelty": c.novelty,
+                "known_id": c.known_id,
                 "spacegroup": c.spacegroup,
                 "origin": c.origin,
                 "parent": c.parent,
@@ -182,6 +187,7 @@ class CandidateView:
     round_run_id: str | None
     marked: Marked | None
     phase_points: list[PhasePoint] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def structure(self) -> Structure:
@@ -267,6 +273,16 @@ def candidate_view(camp: OpenCampaign, uid: str) -> CandidateView | None:
         round_run_id=round_run,
         marked=marked,
         phase_points=phase,  # the candidate too: a stable one is part of its own hull
+        warnings=_warnings(camp, relaxed, latest_hull[-1] if latest_hull else None),
+    )
+
+
+def _warnings(camp: OpenCampaign, relaxed: Structure | None, hull: HullResult | None) -> list[str]:
+    if relaxed is None or hull is None:
+        return []
+    tolerance = camp.config.references.disagreement_tolerance
+    return review_warnings(
+        relaxed, hull.e_above_hull, hull.e_above_hull_other, hull.hull_mode, tolerance
     )
 
 

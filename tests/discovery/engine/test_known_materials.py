@@ -1,0 +1,190 @@
+"""Known materials in a campaign: sources become references, candidates are judged novel or
+known against them, a store reuses what it relaxed, and both hull modes on real MP entries."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from conftest import cli, toy_config, write_config
+from pymatgen.core import Lattice, Structure
+from pymatgen.entries.computed_entries import ComputedStructureEntry
+
+from discovery.config import ConfigError, load_config, parse_config
+from discovery.engine.campaign_directory import CampaignDirectory
+from discovery.engine.campaign_hull import current_hull, other_hull
+from discovery.engine.context import CampaignContext
+from discovery.engine.known_phases import known_phases, subsystems
+from discovery.engine.reference_set import reference_rows
+from discovery.store import Calculation, Candidate
+from discovery.store.convert import candidate_row
+
+
+def cu_pd_phases(folder):
+    """Two real Cu-Pd intermetallics as CIF files: L1_2 Cu3Pd and B2 CuPd."""
+    folder.mkdir()
+    cu3pd = Structure(
+        Lattice.cubic(3.72),
+        ["Pd", "Cu", "Cu", "Cu"],
+        [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+    )
+    cupd = Structure(Lattice.cubic(2.99), ["Cu", "Pd"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    cu3pd.to(filename=str(folder / "Cu3Pd-L12.cif"))
+    cupd.to(filename=str(folder / "CuPd-B2.cif"))
+    return folder
+
+
+def toy_cu_pd(name: str, folder, **extra) -> dict:
+    data = toy_config()
+    data.update(name=name, chemical_systems=["Cu-Pd"], rounds=1, validation_budget=10)
+    data["generation"]["substitution"]["budget"] = 14
+    data["generation"]["random"]["budget"] = 4
+    data["references"] = {"sources": [{"structures": str(folder)}]}
+    data.update(extra)
+    return data
+
+
+def test_sources_parse_from_their_short_forms(tmp_path):
+    cfg = parse_config(
+        {**toy_config(), "references": {"sources": ["bundled", {"structures": "cifs"}]}}
+    )
+    assert [(s.kind, s.path) for s in cfg.references.sources] == [
+        ("bundled", None),
+        ("structures", "cifs"),
+    ]
+    with pytest.raises(ConfigError, match="needs 'path'"):
+        parse_config({**toy_config(), "references": {"sources": [{"kind": "entries"}]}})
+    assert subsystems(["Li-Mn-O"]) == [
+        "Li", "Mn", "O", "Li-Mn", "Li-O", "Mn-O", "Li-Mn-O",
+    ]  # fmt: skip
+
+
+def test_the_materials_project_without_a_key_fails_at_load_and_creates_nothing(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv("MP_API_KEY", raising=False)
+    data = {**toy_config(), "references": {"sources": ["materials_project"]}}
+    path = write_config(tmp_path / "mp.yaml", data)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "MP_API_KEY" in str(err.value) and "bundled" in str(err.value)
+    result = cli("run", path, "--dir", tmp_path / "run")
+    assert result.returncode == 2 and "MP_API_KEY" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_entries_file_is_named(tmp_path):
+    data = {**toy_config(), "references": {"sources": [{"entries": "absent.json.gz"}]}}
+    with pytest.raises(ConfigError, match="absent.json.gz"):
+        load_config(write_config(tmp_path / "c.yaml", data))
+
+
+def test_known_structures_join_the_hull_and_known_candidates_stay_out_of_the_queue(tmp_path):
+    folder = cu_pd_phases(tmp_path / "known")
+    first = write_config(tmp_path / "a.yaml", toy_cu_pd("known-a", folder))
+    result = cli("run", first, "--dir", tmp_path / "a")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with sqlite3.connect(tmp_path / "a" / "campaign.db") as con:
+        known = con.execute(
+            "SELECT parent FROM candidates WHERE origin = 'known' AND is_reference"
+        ).fetchall()
+        verdicts = con.execute(
+            "SELECT uid, novelty, known_id FROM candidates WHERE status = 'validated'"
+        ).fetchall()
+        queued = con.execute(
+            "SELECT c.novelty FROM review_queue q JOIN candidates c ON c.id = q.candidate_id"
+        ).fetchall()
+    assert sorted(p for (p,) in known) == ["Cu3Pd-L12.cif", "CuPd-B2.cif"]
+    assert {n for _, n, _ in verdicts} <= {"novel", "known", "new polymorph"}
+    rediscovered = {k for _, n, k in verdicts if n == "known"}
+    # substitution on the L1_2 and B2 prototypes makes these two phases again
+    assert rediscovered & {"Cu3Pd-L12.cif", "CuPd-B2.cif"}
+    assert all(n != "known" for (n,) in queued)
+    listing = cli("review", "list", tmp_path / "a")
+    assert listing.returncode == 0 and "novelty" in listing.stdout
+
+    # A second campaign in the same store relaxes no reference again.
+    url = f"sqlite:///{tmp_path / 'a' / 'campaign.db'}"
+    second = write_config(
+        tmp_path / "b.yaml",
+        toy_cu_pd("known-b", folder, store={"url": url}, seed=5),
+    )
+    result = cli("run", second, "--dir", tmp_path / "b")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "reused from earlier campaigns" in result.stderr
+    with sqlite3.connect(tmp_path / "a" / "campaign.db") as con:
+        rows = con.execute(
+            "SELECT cp.name, c.uid, k.energy_per_atom, k.wall_s FROM calculations k "
+            "JOIN candidates c ON c.id = k.candidate_id JOIN campaigns cp ON cp.id = c.campaign_id "
+            "WHERE c.is_reference"
+        ).fetchall()
+    by_campaign: dict[str, dict[str, tuple]] = {}
+    for name, uid, energy, wall in rows:
+        by_campaign.setdefault(name, {})[uid] = (energy, wall)
+    assert by_campaign["known-a"] == by_campaign["known-b"]  # copies: same energy, same time
+
+
+@pytest.fixture
+def mn_o_context(tmp_path, shared_data):
+    """A Mn-O campaign whose known phases are the six real MP entries, with simulator
+    energies that equal MP's raw energies except MnO, shifted up by 0.2 eV/atom."""
+    entries_file = shared_data / "mp" / "Mn-O_entries.json"
+    data = {
+        "name": "mn-o",
+        "chemical_systems": ["Mn-O"],
+        "simulator": {"name": "chgnet", "formation_energy": "mp2020"},
+        "references": {"sources": [{"entries": str(entries_file)}], "hull_mode": "database"},
+    }
+    cfg = parse_config(data)
+    location = CampaignDirectory(tmp_path / "run")
+    location.prepare(cfg)
+    camp = location.open(cfg, read_only=False)
+    ctx = CampaignContext(cfg, location, camp.db, camp.campaign_id, tracker=None, progress=None)
+    raw = {
+        e["entry_id"]: ComputedStructureEntry.from_dict(e)
+        for e in json.loads(entries_file.read_text())
+    }
+    with ctx.db.session() as session:
+        for uid, rec in reference_rows(cfg, known_phases(cfg)):
+            if rec.origin != "known":
+                continue
+            row = candidate_row(rec, ctx.campaign_id, uid, -1, is_reference=True)
+            session.add(row)
+            session.flush()
+            entry = raw[rec.parent]
+            energy = entry.uncorrected_energy_per_atom + (0.2 if rec.parent == "mp-19006" else 0)
+            session.add(
+                Calculation(
+                    candidate_id=row.id, simulator="chgnet", fidelity="chgnet", round_index=-1,
+                    ok=True, converged=True, steps=1, wall_s=0.0,
+                    energy=energy * len(rec.structure), energy_per_atom=energy,
+                    final_structure=rec.structure.as_dict(),
+                )
+            )  # fmt: skip
+    yield ctx
+    ctx.db.dispose()
+
+
+def test_both_hull_modes_on_the_mp_mn_o_entries(mn_o_context):
+    ctx = mn_o_context
+    with ctx.db.session() as session:
+        names = {
+            c.id: c.reduced_formula
+            for c in session.query(Candidate).filter(Candidate.origin == "known")
+        }
+        hull, e_form = current_hull(ctx, session)  # database mode, as configured
+        other = other_hull(ctx, session)
+    assert other is not None
+    same_hull, same_e_form = other
+    database = {names[cid]: (e, hull.point(cid).e_above_hull) for cid, e in e_form.items()}
+    # The formation energies of the shared data's README, every entry on its own hull.
+    expected = {"MnO": -1.993, "Mn3O4": -2.065, "Mn2O3": -2.028, "MnO2": -1.820}
+    for formula, e in expected.items():
+        assert database[formula][0] == pytest.approx(e, abs=2e-3)
+        assert database[formula][1] == pytest.approx(0.0, abs=1e-6)
+    # On the simulator's own hull the shifted MnO is 0.2 eV/atom worse, and leaves the hull.
+    same = {names[cid]: e for cid, e in same_e_form.items() if cid in names}
+    assert same["MnO"] - database["MnO"][0] == pytest.approx(0.2, abs=2e-3)
+    mno = next(cid for cid, f in names.items() if f == "MnO")
+    assert same_hull.point(mno).e_above_hull > 0.05
