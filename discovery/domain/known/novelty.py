@@ -146,8 +146,10 @@ class NoveltyIndex:
         formula = structure.composition.reduced_formula
         if formula not in self._buckets:
             return None
-        reduced = _reduce(structure)
+        reduced = None  # found at the first comparison: often none is made
         for known in self._candidates(structure, formula):
+            if reduced is None:
+                reduced = _reduce(structure)
             if len(known.reduced) != len(reduced):
                 continue
             self.fits += 1
