@@ -26,7 +26,14 @@ class StructureFileError(ValueError):
     """A user structure file that cannot be used; the message names the file."""
 
 
+_COMPRESSED = {".gz", ".bz2", ".xz"}
+
+
 def _is_structure_file(path: Path) -> bool:
+    if path.suffix.lower() in _COMPRESSED:  # esseneite.cif.gz: pymatgen reads it as it is
+        path = path.with_suffix("")
+        if path.suffix.lower() in (".xyz", ".extxyz"):
+            return False
     return path.suffix.lower() in _SUFFIXES or path.name.upper().startswith(_POSCAR_NAMES)
 
 
@@ -91,8 +98,14 @@ def order_structure(structure: Structure, max_cells: int = 8) -> Structure:
     raise ValueError(f"occupancies need a supercell larger than {max_cells} cells to order")
 
 
-@cache
-def _load_file(path: Path, order_disordered: bool) -> Structure:
+def read_structure_file(path: Path) -> Structure:
+    """The structure in one file, checked to describe a physical crystal (it may be partially
+    occupied).
+
+    Raises:
+        StructureFileError: the file cannot be parsed or its structure is unphysical; the
+            message names the file.
+    """
     try:
         structure = _read(path)
     except Exception as err:
@@ -100,6 +113,12 @@ def _load_file(path: Path, order_disordered: bool) -> Structure:
     problem = structure_problem(structure)
     if problem is not None:
         raise StructureFileError(f"{path}: {problem}")
+    return structure
+
+
+@cache
+def _load_file(path: Path, order_disordered: bool) -> Structure:
+    structure = read_structure_file(path)
     if not structure.is_ordered:
         if not order_disordered:
             raise StructureFileError(
