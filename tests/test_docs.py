@@ -47,8 +47,15 @@ def test_torch_pin_admits_the_cpu_wheel():
 
 
 def test_readme_examples_use_the_directory_the_quickstart_writes():
+    """The 'Using it' commands that read a campaign name the directory the first command's
+    quickstart writes (they once said runs/qs while the quickstart wrote runs/quickstart)."""
     first = _commands()[0]
     quickstart_dir = re.search(r"discovery run campaigns/quickstart.yaml --dir (\S+)", first)[1]
     text = (REPO / "README.md").read_text()
-    used = set(re.findall(r"\b(runs/[\w.-]+)", text))
+    usage = text[text.index("## Using it") :]
+    block = re.search(r"```bash\n(.*?)\n```", usage, flags=re.S)[1]
+    reading = r"^discovery (?:status|ui|review \w+|export|serve|tune \S+|run \S+) .*"
+    lines = re.findall(reading, block, flags=re.M)
+    assert len(lines) >= 8
+    used = {d for line in lines for d in re.findall(r"\b(runs/[\w.-]+)", line)}
     assert used == {quickstart_dir}, f"README examples name {used - {quickstart_dir}}"
