@@ -11,10 +11,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 
 from discovery.config import ConfigError, load_config
+from discovery.frontends.safe_text import SafeRichHandler, labelled, plain
 
 app = typer.Typer(
     help="An open crystal-discovery engine: generate, screen, simulate, learn, review.",
@@ -48,7 +48,7 @@ class QueueStatus(StrEnum):
 
 def _setup_logging(verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.INFO
-    handler = RichHandler(console=err, show_path=False, rich_tracebacks=True)
+    handler = SafeRichHandler(console=err, show_path=False, rich_tracebacks=True)
     for name in ("discovery", "models", "simulators"):
         lg = logging.getLogger(name)
         lg.setLevel(level)
@@ -66,7 +66,7 @@ def _default_threads() -> int:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(labelled("error", "bold red", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -124,9 +124,11 @@ def run(
         raise _fail(str(e)) from None
     _print_status(directory)
     out.print(
-        f"\nresults: {directory}  (store {ctx.location.describe_store(cfg)}, "
-        f"MLflow `discovery ui {directory}`, "
-        f"shortlist `discovery export {directory} --format csv --out shortlist.csv`)"
+        plain(
+            f"\nresults: {directory}  (store {ctx.location.describe_store(cfg)}, "
+            f"MLflow `discovery ui {directory}`, "
+            f"shortlist `discovery export {directory} --format csv --out shortlist.csv`)"
+        )
     )
 
 
@@ -149,11 +151,11 @@ def _print_status(directory: Path) -> None:
 
     camp = _open(directory)
     columns = round_columns(camp)
-    table = Table(title=f"campaign {camp.config.name} ({' -> '.join(camp.fidelities)})")
+    table = Table(title=plain(f"campaign {camp.config.name} ({' -> '.join(camp.fidelities)})"))
     for header in columns.values():
         table.add_column(header, justify="right")
     for row in round_rows(camp):
-        table.add_row(*(_fmt(row.get(c)) for c in columns))  # dict keys: metric names
+        table.add_row(*(plain(_fmt(row.get(c))) for c in columns))  # dict keys: metric names
     out.print(table)
     top = top_candidates(camp)
     if top:
@@ -161,11 +163,11 @@ def _print_status(directory: Path) -> None:
         for col in top[0]:
             t2.add_column(col)
         for row in top:
-            t2.add_row(*(_fmt(v) for v in row.values()))
+            t2.add_row(*(plain(_fmt(v)) for v in row.values()))
         out.print(t2)
-    out.print(" ".join(f"{k}={v}" for k, v in sorted(counts(camp).items())))
+    out.print(plain(" ".join(f"{k}={v}" for k, v in sorted(counts(camp).items()))))
     for text in guard_warnings(camp):
-        out.print(f"[bold yellow]warning[/]: {text}")
+        out.print(labelled("warning", "bold yellow", text))
 
 
 @app.command()
@@ -185,7 +187,7 @@ def ui(
     camp = _open(directory)
     uri = camp.location.tracking_uri(camp.config)
     if not uri.startswith("sqlite:"):
-        out.print(f"this campaign tracks to {uri}; open that server's UI")
+        out.print(plain(f"this campaign tracks to {uri}; open that server's UI"))
         return
     cmd = [
         sys.executable, "-m", "mlflow", "server",
@@ -193,7 +195,7 @@ def ui(
         "--default-artifact-root", camp.location.artifact_dir.resolve().as_uri(),
         "--host", host, "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    err.print(f"MLflow UI for {camp.config.name}: http://{host}:{port}")
+    err.print(plain(f"MLflow UI for {camp.config.name}: http://{host}:{port}"))
     try:
         raise typer.Exit(subprocess.call(cmd))
     except KeyboardInterrupt:
@@ -211,14 +213,14 @@ def review_list(
     camp = _open(directory)
     status_value = status_.value if status_ else None
     items = shortlist(camp.db, camp.campaign_id, camp.fidelities, status_value)
-    table = Table(title=f"review queue of {camp.config.name}")
+    table = Table(title=plain(f"review queue of {camp.config.name}"))
     cols = ("id", "formula", "spacegroup", "e_form_sim", "e_above_hull", "fidelity",
             "e_hull_pred", "round", "parent", "review_status", "reviewer",
             "review_note")  # fmt: skip
     for c in cols:
         table.add_column(c)
     for row, _ in items:
-        table.add_row(*(_fmt(row[c]) for c in cols))
+        table.add_row(*(plain(_fmt(row[c])) for c in cols))
     out.print(table)
     if not items:
         out.print("the queue is empty")
@@ -235,7 +237,9 @@ def _decide(
     except ReviewError as e:
         raise _fail(str(e)) from None
     for rec in recs:
-        out.print(f"{rec.candidate}: {rec.decision} by {rec.reviewer} at {rec.at:%Y-%m-%d %H:%M}")
+        out.print(
+            plain(f"{rec.candidate}: {rec.decision} by {rec.reviewer} at {rec.at:%Y-%m-%d %H:%M}")
+        )
 
 
 @review_app.command()
@@ -277,7 +281,7 @@ def review_comment(
         rec = comment(camp.db, camp.campaign_id, candidate, reviewer, note)
     except ReviewError as e:
         raise _fail(str(e)) from None
-    out.print(f"{rec.candidate}: comment by {rec.reviewer} at {rec.at:%Y-%m-%d %H:%M}")
+    out.print(plain(f"{rec.candidate}: comment by {rec.reviewer} at {rec.at:%Y-%m-%d %H:%M}"))
 
 
 @review_app.command("history")
@@ -289,11 +293,13 @@ def review_history(
     from discovery.engine.review_queue import history
 
     camp = _open(directory)
-    table = Table(title=f"history of {candidate}")
+    table = Table(title=plain(f"history of {candidate}"))
     for c in ("at (UTC)", "decision", "reviewer", "note"):
         table.add_column(c)
     for rec in history(camp.db, camp.campaign_id, candidate):
-        table.add_row(f"{rec.at:%Y-%m-%d %H:%M:%S}", rec.decision, rec.reviewer, rec.note)
+        table.add_row(
+            f"{rec.at:%Y-%m-%d %H:%M:%S}", plain(rec.decision), plain(rec.reviewer), plain(rec.note)
+        )
     out.print(table)
 
 
@@ -322,7 +328,7 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: anyone who can reach this address can read the campaign", host)
     web = create_app(directory, write_token, mlflow_url)
-    err.print(f"review app for {camp.config.name}: http://{host}:{port}", highlight=False)
+    err.print(plain(f"review app for {camp.config.name}: http://{host}:{port}"), highlight=False)
     if generated:
         err.print(
             f"review token (needed to approve, reject, comment): {write_token}", highlight=False
@@ -401,7 +407,7 @@ def prototypes() -> None:
 def validate(config: Path = typer.Argument(..., help="Campaign YAML.")) -> None:
     """Check a campaign config without running anything."""
     cfg = _load(config)
-    out.print(f"{config}: ok ({cfg.name}, {', '.join(cfg.chemical_systems)})")
+    out.print(plain(f"{config}: ok ({cfg.name}, {', '.join(cfg.chemical_systems)})"))
 
 
 if __name__ == "__main__":
