@@ -346,6 +346,7 @@ def export(
     ),
     out_path: Path = typer.Option(..., "--out", help="Output file."),
     status_: QueueStatus | None = typer.Option(None, "--status", help="Only this review state."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
 ) -> None:
     """Write the shortlist with provenance."""
     from discovery.engine.shortlist import shortlist, write_export
@@ -353,8 +354,12 @@ def export(
     camp = _open(directory)
     status_value = status_.value if status_ else None
     items = shortlist(camp.db, camp.campaign_id, camp.fidelities, status_value)
-    write_export(items, fmt.value, out_path)
-    out.print(f"wrote {len(items)} candidates to {out_path}")
+    try:
+        write_export(items, fmt.value, out_path, force=force)
+    except FileExistsError:
+        raise _fail(f"{out_path} exists; pass --force to overwrite it") from None
+    noun = "candidate" if len(items) == 1 else "candidates"
+    out.print(plain(f"wrote {len(items)} {noun} to {out_path}"))
 
 
 @app.command()
