@@ -32,7 +32,7 @@ class StageProgress:
             yield _Task(None, None)
             return
         columns = (
-            TextColumn("{task.description:<28}"),
+            TextColumn("{task.description:<28}", markup=False),  # labels from configs
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),

@@ -140,13 +140,25 @@ class NotQueued(ReviewError):
     """The candidate exists but is not in the review queue."""
 
 
-def _find(session: Session, campaign_id: int, uid: str) -> Candidate:
-    cand = session.scalars(
-        select(Candidate).where(Candidate.campaign_id == campaign_id, Candidate.uid == uid)
-    ).first()
-    if cand is None:
-        raise UnknownCandidate(f"no candidate {uid!r} in this campaign")
-    return cand
+def _lock(session: Session, campaign_id: int, uids: Sequence[str]) -> list[Candidate]:
+    """The candidates with these ids, in the order given, locked against every other review
+    action on them until the transaction ends, so that decisions on one candidate run one
+    after the other: its queue status is always its latest decision, and history order (id)
+    is time order. PostgreSQL locks the rows in id order (two bulk decisions naming the same
+    candidates in other orders cannot deadlock); on SQLite the session already holds the
+    write lock (`Database.session(write_lock=True)`). `FOR NO KEY UPDATE` leaves the
+    campaign free to insert rows that refer to the candidate meanwhile."""
+    rows = session.scalars(
+        select(Candidate)
+        .where(Candidate.campaign_id == campaign_id, Candidate.uid.in_(uids))
+        .order_by(Candidate.id)
+        .with_for_update(key_share=True)
+    ).all()
+    by_uid = {c.uid: c for c in rows}
+    for uid in uids:
+        if uid not in by_uid:
+            raise UnknownCandidate(f"no candidate {uid!r} in this campaign")
+    return [by_uid[uid] for uid in uids]
 
 
 def decide(
@@ -168,15 +180,20 @@ def decide_many(
     if not uids:
         raise ReviewError("no candidate ids given")
     uids = list(dict.fromkeys(uids))  # the same id twice is one decision
-    with db.session() as session:
-        now = utcnow()
-        for uid in uids:
-            cand = _find(session, campaign_id, uid)
-            item = session.scalars(
-                select(ReviewItem).where(ReviewItem.candidate_id == cand.id)
-            ).first()
-            if item is None:
+    with db.session(write_lock=True) as session:
+        cands = _lock(session, campaign_id, uids)
+        items = {
+            i.candidate_id: i
+            for i in session.scalars(
+                select(ReviewItem).where(ReviewItem.candidate_id.in_([c.id for c in cands]))
+            )
+        }
+        for uid, cand in zip(uids, cands, strict=True):
+            if cand.id not in items:
                 raise NotQueued(f"candidate {uid!r} is not in the review queue")
+        now = utcnow()  # inside the lock: history order is time order
+        for cand in cands:
+            item = items[cand.id]
             item.status = decision
             item.updated_at = now
             session.add(
@@ -201,9 +218,9 @@ def comment(
         raise ReviewError("a reviewer name is required")
     if not note.strip():
         raise ReviewError("a comment needs text")
-    with db.session() as session:
-        cand = _find(session, campaign_id, uid)
-        now = utcnow()
+    with db.session(write_lock=True) as session:
+        (cand,) = _lock(session, campaign_id, [uid])
+        now = utcnow()  # inside the lock: history order is time order
         session.add(
             ReviewDecision(
                 candidate_id=cand.id, decision=COMMENT, reviewer=reviewer, note=note, created_at=now

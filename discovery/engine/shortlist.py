@@ -7,12 +7,14 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from pymatgen.core import Structure
 from pymatgen.io.cif import CifWriter
 from sqlalchemy import select
 
@@ -27,7 +29,7 @@ from discovery.store import (
     ReviewItem,
     Round,
 )
-from discovery.store.convert import space_group_number, structure_from_json
+from discovery.store.convert import SYMPREC, space_group_number, structure_from_json
 from discovery.store.queries import deciding_hull_results
 
 if TYPE_CHECKING:
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
 
 # references.disagreement_tolerance of a config stored before the field existed.
 DEFAULT_TOLERANCE = 0.1
+
+log = logging.getLogger(__name__)
+
 FORMATS = ("csv", "json", "cif", "extxyz")
 # The file name suffix of each format, for downloads.
 SUFFIXES = {"csv": "csv", "json": "json", "cif": "zip", "extxyz": "extxyz"}
@@ -199,6 +204,17 @@ def _extxyz_text(items: list[tuple[dict[str, Any], Any]]) -> str:
     return "".join(frames)
 
 
+def cif_text(structure: Structure) -> str:
+    """A CIF with the symmetry the shortlist lists for the structure: spglib's refined cell
+    and symmetry operations at the tolerance that `space_group_number` uses (a bare P1 CIF
+    would hide a space group the table shows); P1 only where spglib finds nothing."""
+    try:
+        return str(CifWriter(structure, symprec=SYMPREC))
+    except Exception as err:  # spglib gives up on some distorted cells
+        log.debug("CIF of %s in P1: %s", structure.formula, err)
+        return str(CifWriter(structure))
+
+
 def render_export(items: list[tuple[dict[str, Any], Any]], fmt: str) -> bytes:
     """The export file's bytes, in memory (the web app streams them; nothing touches disk)."""
     if fmt not in FORMATS:
@@ -214,15 +230,19 @@ def render_export(items: list[tuple[dict[str, Any], Any]], fmt: str) -> bytes:
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("manifest.csv", _csv_text(rows))
         for row, structure in items:
-            zf.writestr(f"{row['id']}_{row['reduced_formula']}.cif", str(CifWriter(structure)))
+            zf.writestr(f"{row['id']}_{row['reduced_formula']}.cif", cif_text(structure))
     return buf.getvalue()
 
 
-def write_export(items: list[tuple[dict[str, Any], Any]], fmt: str, out: Path) -> Path:
-    """Write shortlist `items` to `out` in `fmt` (csv, json, cif or extxyz), creating its folder;
-    returns the path. A bad format raises before any file is created."""
+def write_export(
+    items: list[tuple[dict[str, Any], Any]], fmt: str, out: Path, force: bool = False
+) -> Path:
+    """Write shortlist `items` to `out` in `fmt` (csv, json, cif or extxyz), creating its
+    folder; returns the path. A bad format raises before any file is created, an existing
+    file raises FileExistsError unless `force`."""
     data = render_export(items, fmt)  # raises on a bad format before a file is created
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    with out.open("wb" if force else "xb") as f:  # "x": nothing is truncated, even in a race
+        f.write(data)
     return out

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 
 from discovery.config import ConfigError, load_config
+from discovery.frontends.safe_text import SafeRichHandler, labelled, plain
 
 app = typer.Typer(
     help="An open crystal-discovery engine: generate, screen, simulate, learn, review.",
@@ -51,7 +51,7 @@ def _setup_logging(verbose: bool) -> None:
     warnings (CHGNet's, say), all on stderr through rich, so they print above the progress
     bars instead of across them."""
     level = logging.DEBUG if verbose else logging.INFO
-    handler = RichHandler(console=err, show_path=False, rich_tracebacks=True)
+    handler = SafeRichHandler(console=err, show_path=False, rich_tracebacks=True)
     # MLflow would otherwise attach its own stream handler and format when first imported.
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     logging.captureWarnings(True)
@@ -72,7 +72,7 @@ def _default_threads() -> int:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(labelled("error", "bold red", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -169,9 +169,11 @@ def run(
         raise _fail(str(e)) from None
     _print_status(directory)
     out.print(
-        f"\nresults: {directory}  (store {ctx.location.describe_store(cfg)}, "
-        f"MLflow `discovery ui {directory}`, "
-        f"shortlist `discovery export {directory} --format csv --out shortlist.csv`)"
+        plain(
+            f"\nresults: {directory}  (store {ctx.location.describe_store(cfg)}, "
+            f"MLflow `discovery ui {directory}`, "
+            f"shortlist `discovery export {directory} --format csv --out shortlist.csv`)"
+        )
     )
 
 
@@ -195,9 +197,9 @@ def _print_status(directory: Path) -> None:
         title = "top candidates (lowest energy above hull)"
         for table in fitted_tables(title, columns, top, out.width, justify="left"):
             out.print(table)
-    out.print(" ".join(f"{k}={v}" for k, v in sorted(counts(camp).items())))
+    out.print(plain(" ".join(f"{k}={v}" for k, v in sorted(counts(camp).items()))))
     for text in guard_warnings(camp):
-        out.print(f"[bold yellow]warning[/]: {text}")
+        out.print(labelled("warning", "bold yellow", text))
 
 
 @app.command()
@@ -218,7 +220,7 @@ def ui(
     camp.db.dispose()
     uri = camp.location.tracking_uri(camp.config)
     if not uri.startswith("sqlite:"):
-        out.print(f"this campaign tracks to {uri}; open that server's UI")
+        out.print(plain(f"this campaign tracks to {uri}; open that server's UI"))
         return
     _check_port(host, port)
     cmd = [
@@ -227,7 +229,7 @@ def ui(
         "--default-artifact-root", camp.location.artifact_dir.resolve().as_uri(),
         "--host", host, "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    err.print(f"MLflow UI for {camp.config.name}: http://{host}:{port}")
+    err.print(plain(f"MLflow UI for {camp.config.name}: http://{host}:{port}"))
     try:
         raise typer.Exit(subprocess.call(cmd))
     except KeyboardInterrupt:
@@ -269,7 +271,9 @@ def _decide(
     except ReviewError as e:
         raise _fail(str(e)) from None
     for rec in recs:
-        out.print(f"{rec.candidate}: {rec.decision} by {rec.reviewer} at {rec.at:%Y-%m-%d %H:%M}")
+        out.print(
+            plain(f"{rec.candidate}: {rec.decision} by {rec.reviewer} at {rec.at:%Y-%m-%d %H:%M}")
+        )
 
 
 @review_app.command()
@@ -311,7 +315,7 @@ def review_comment(
         rec = comment(camp.db, camp.campaign_id, candidate, reviewer, note)
     except ReviewError as e:
         raise _fail(str(e)) from None
-    out.print(f"{rec.candidate}: comment by {rec.reviewer} at {rec.at:%Y-%m-%d %H:%M}")
+    out.print(plain(f"{rec.candidate}: comment by {rec.reviewer} at {rec.at:%Y-%m-%d %H:%M}"))
 
 
 @review_app.command("history")
@@ -323,11 +327,13 @@ def review_history(
     from discovery.engine.review_queue import history
 
     camp = _open(directory)
-    table = Table(title=f"history of {candidate}")
+    table = Table(title=plain(f"history of {candidate}"))
     for c in ("at (UTC)", "decision", "reviewer", "note"):
         table.add_column(c)
     for rec in history(camp.db, camp.campaign_id, candidate):
-        table.add_row(f"{rec.at:%Y-%m-%d %H:%M:%S}", rec.decision, rec.reviewer, rec.note)
+        table.add_row(
+            f"{rec.at:%Y-%m-%d %H:%M:%S}", plain(rec.decision), plain(rec.reviewer), plain(rec.note)
+        )
     out.print(table)
 
 
@@ -357,7 +363,7 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: anyone who can reach this address can read the campaign", host)
     web = create_app(directory, write_token, mlflow_url)
-    err.print(f"review app for {camp.config.name}: http://{host}:{port}", highlight=False)
+    err.print(plain(f"review app for {camp.config.name}: http://{host}:{port}"), highlight=False)
     if generated:
         err.print(
             f"review token (needed to approve, reject, comment): {write_token}", highlight=False
@@ -375,6 +381,7 @@ def export(
     ),
     out_path: Path = typer.Option(..., "--out", help="Output file."),
     status_: QueueStatus | None = typer.Option(None, "--status", help="Only this review state."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
 ) -> None:
     """Write the shortlist with provenance."""
     from discovery.engine.shortlist import shortlist, write_export
@@ -384,10 +391,13 @@ def export(
     status_value = status_.value if status_ else None
     items = shortlist(camp.db, camp.campaign_id, camp.fidelities, status_value)
     try:
-        write_export(items, fmt.value, out_path)
+        write_export(items, fmt.value, out_path, force=force)
+    except FileExistsError:
+        raise _fail(f"{out_path} exists; pass --force to overwrite it") from None
     except OSError as e:
         raise _fail(f"cannot write --out {out_path}: {e.strerror or e}") from None
-    out.print(f"wrote {len(items)} candidates to {out_path}")
+    noun = "candidate" if len(items) == 1 else "candidates"
+    out.print(plain(f"wrote {len(items)} {noun} to {out_path}"))
 
 
 @app.command()
@@ -565,7 +575,7 @@ def validate(
     except ConfigError as e:
         raise _fail(str(e)) from None
     where = f", {directory} ready" if directory is not None else ""
-    out.print(f"{config}: ok ({cfg.name}, {', '.join(cfg.chemical_systems)}{where})")
+    out.print(plain(f"{config}: ok ({cfg.name}, {', '.join(cfg.chemical_systems)}{where})"))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from rich.markup import escape
 from rich.table import Table
+
+from discovery.frontends.safe_text import clean, plain
 
 # A column's border and padding: one rule and a space either side.
 _COLUMN_OVERHEAD = 3
@@ -43,7 +44,8 @@ def fitted_tables(
     headers, and its first key (the round, the candidate id) starts every table. Cells
     longer than `max_cell` (free text such as a reviewer's note) are shortened with '…'."""
     keys = list(columns)
-    cells = {k: [_shorten(fmt(row.get(k)), max_cell) for row in rows] for k in keys}
+    # Widths are measured on the text as printed: control characters written out visibly.
+    cells = {k: [_shorten(clean(fmt(row.get(k))), max_cell) for row in rows] for k in keys}
     widths = {k: _width(columns[k], cells[k]) for k in keys}
     key, rest = keys[0], keys[1:]
     groups: list[list[str]] = []
@@ -59,10 +61,10 @@ def fitted_tables(
     tables = []
     for n, group in enumerate(groups):
         suffix = f" ({n + 1}/{len(groups)})" if len(groups) > 1 else ""
-        table = Table(title=escape(title) + suffix)
+        table = Table(title=plain(title + suffix))
         for k in group:
-            table.add_column(escape(columns[k]), justify=justify, no_wrap=True)
+            table.add_column(plain(columns[k]), justify=justify, no_wrap=True)
         for i in range(len(rows)):
-            table.add_row(*(escape(cells[k][i]) for k in group))
+            table.add_row(*(plain(cells[k][i]) for k in group))
         tables.append(table)
     return tables

@@ -36,10 +36,18 @@ class Database:
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A unit of work: committed when the block ends, rolled back if it raises."""
+    def session(self, *, write_lock: bool = False) -> Iterator[Session]:
+        """A unit of work: committed when the block ends, rolled back if it raises.
+
+        `write_lock=True` is for read-then-write work that must see and change the latest
+        state, such as a review decision: on SQLite the transaction begins with
+        `BEGIN IMMEDIATE`, which holds the file's write lock from the first read to the commit,
+        so two such units run one after the other. (PostgreSQL takes row locks instead:
+        `SELECT ... FOR UPDATE` in the unit itself.)"""
         with self._factory() as session:
             try:
+                if write_lock and self.engine.dialect.name == "sqlite":
+                    session.connection().exec_driver_sql("BEGIN IMMEDIATE")
                 yield session
                 session.commit()
             except BaseException:

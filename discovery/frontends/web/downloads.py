@@ -8,9 +8,8 @@ from pathlib import Path
 import plotly
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
-from pymatgen.io.cif import CifWriter
 
-from discovery.engine.shortlist import FORMATS, SUFFIXES, render_export, shortlist
+from discovery.engine.shortlist import FORMATS, SUFFIXES, cif_text, render_export, shortlist
 from discovery.frontends.web.data import candidate_view
 
 router = APIRouter()
@@ -46,7 +45,7 @@ def cif(
         raise HTTPException(404, f"{uid} has no relaxed structure")
     name = f"{uid}_{structure.composition.reduced_formula}_{kind}.cif"
     return Response(
-        str(CifWriter(structure)),
+        cif_text(structure),
         media_type="chemical/x-cif",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

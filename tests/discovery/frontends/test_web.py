@@ -275,3 +275,34 @@ def test_cli_bulk_is_all_or_none_and_export_filters(toy_copy, tmp_path):
     frames = ase.io.read(out, ":", "extxyz")
     assert sorted(f.info["id"] for f in frames) == sorted(uids[:2])
     assert all(f.info["review_status"] == "approved" and f.info["config_sha256"] for f in frames)
+
+
+def test_cli_export_refuses_to_overwrite_and_counts_right(toy_copy, tmp_path):
+    uid = _queued(toy_copy)[0]
+    assert cli("review", "approve", toy_copy, uid, "--reviewer", "ada").returncode == 0
+    out = tmp_path / "approved.csv"
+    out.write_text("precious")
+    refused = cli("export", toy_copy, "--status", "approved", "--out", out)
+    assert refused.returncode != 0 and "--force" in refused.stderr
+    assert out.read_text() == "precious"
+    forced = cli("export", toy_copy, "--status", "approved", "--out", out, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert f"wrote 1 candidate to {out}" in forced.stdout
+    assert [r["id"] for r in csv.DictReader(out.open())] == [uid]
+
+
+def test_cif_downloads_carry_the_listed_space_group(reader):
+    from pymatgen.io.cif import CifParser
+
+    def number(cif: str) -> int:
+        (data,) = CifParser(io.StringIO(cif)).as_dict().values()
+        return int(data.get("_symmetry_Int_Tables_number") or data["_space_group_IT_number"])
+
+    rows = reader.get("/export", params={"format": "json"}).json()
+    assert rows and any(r["spacegroup"] not in (None, 1) for r in rows)
+    with zipfile.ZipFile(io.BytesIO(reader.get("/export", params={"format": "cif"}).content)) as zf:
+        for row in rows:
+            cif = zf.read(f"{row['id']}_{row['reduced_formula']}.cif").decode()
+            assert number(cif) == (row["spacegroup"] or 1), row["id"]
+            one = reader.get(f"/candidates/{row['id']}/structure.cif").text
+            assert number(one) == (row["spacegroup"] or 1), row["id"]

@@ -43,45 +43,65 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+TOKEN_LINE = re.compile(r"review token \(needed to approve, reject, comment\): (\S+)")
+
+
+def _start_server(directory: Path, log_path: Path) -> tuple[subprocess.Popen, str, str] | None:
+    """`discovery serve` on a free port: (process, url, token) once it answers, or None when
+    the port was taken meanwhile (on a shared machine another test may grab it between
+    `_free_port` and the bind). Ready means *this* server answers: it accepts the token it
+    printed (a 404 for an unknown candidate, not the 401/403 of some other server)."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DISCOVERY_TOKEN"}
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "discovery.frontends.cli", "serve", str(directory),
+             "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**env, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        output = log_path.read_text()
+        if proc.poll() is not None:
+            if "address already in use" in output.lower():
+                return None
+            pytest.fail(f"`discovery serve` exited:\n{output}")
+        token = TOKEN_LINE.search(output)
+        if token:
+            try:
+                probe = requests.post(
+                    f"{url}/api/candidates/no-such-candidate/comment",
+                    json={"reviewer": "probe", "note": "probe"},
+                    headers={"X-Discovery-Token": token.group(1)},
+                    timeout=5,
+                )
+                if probe.status_code == 404:
+                    assert f"http://127.0.0.1:{port}" in output  # loopback unless told otherwise
+                    return proc, url, token.group(1)
+            except requests.ConnectionError:
+                pass
+        if time.monotonic() > deadline:
+            proc.terminate()
+            pytest.fail(f"`discovery serve` did not answer:\n{output}")
+        time.sleep(0.5)
+
+
 @pytest.fixture
 def server(toy_copy, tmp_path):
     """`discovery serve` on a free loopback port, with the token it generates and prints."""
     _require_chromium()
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "DISCOVERY_TOKEN"}
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "discovery.frontends.cli",
-                "serve",
-                str(toy_copy),
-                "--port",
-                str(port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**env, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
-        )
+    for attempt in range(3):
+        started = _start_server(toy_copy, tmp_path / f"serve-{attempt}.log")
+        if started is not None:
+            break
+    else:
+        pytest.fail("three free ports were taken before `discovery serve` could bind them")
+    proc, url, token = started
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                if requests.get(url + "/", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.5)
-        output = log_path.read_text()
-        token = re.search(r"review token \(needed to approve, reject, comment\): (\S+)", output)
-        assert token, output
-        assert f"http://127.0.0.1:{port}" in output  # loopback unless told otherwise
-        yield {"url": url, "token": token.group(1), "dir": toy_copy}
+        yield {"url": url, "token": token, "dir": toy_copy}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -123,6 +143,23 @@ def _wait(driver, condition, what: str):
     return wait.until(condition, message=f"timed out waiting for {what}")
 
 
+def _loaded(driver) -> bool:
+    return driver.execute_script("return document.readyState") == "complete"
+
+
+def _navigate(driver, action, what: str) -> None:
+    """Do `action` (a click on a link, or one whose script reloads the page after a fetch),
+    then wait for the new page to be loaded in full, its scripts run. Without this a check
+    that the new page has begun (its URL, an element near its top) lets the test read a
+    page that is still being parsed: elements further down are missing or half there."""
+    from selenium.webdriver.support import expected_conditions as ec
+
+    old = driver.find_element("tag name", "html")
+    action()
+    _wait(driver, ec.staleness_of(old), f"{what} (the old page to go)")
+    _wait(driver, _loaded, f"{what} (the new page to load)")
+
+
 def _uids(driver) -> list[str]:
     rows = driver.find_elements("css selector", "#candidates tbody tr[data-uid]")
     return [r.get_attribute("data-uid") for r in rows]
@@ -151,8 +188,23 @@ def _plot_rendered(driver, element_id: str, kind: str) -> bool:
     )
 
 
+def _remembered(driver) -> tuple[str | None, str | None]:
+    """The reviewer name and token this browser keeps for the next pages."""
+    return tuple(
+        driver.execute_script("return localStorage.getItem(arguments[0])", f"discovery.{key}")
+        for key in ("reviewer", "token")
+    )
+
+
+def _fields(driver) -> tuple[str, str]:
+    return tuple(
+        driver.find_element("id", key).get_attribute("value") for key in ("reviewer", "token")
+    )
+
+
 def test_review_in_a_real_browser(server, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     base, token = server["url"], server["token"]
     browser.get(base + "/")
@@ -160,11 +212,18 @@ def test_review_in_a_real_browser(server, browser):
     browser.save_screenshot(str(ARTIFACTS / "table.png"))
 
     # sort by formula, then the other way round
-    browser.find_element(By.CSS_SELECTOR, 'a.sort[data-column="formula"]').click()
-    _wait(browser, lambda d: "sort=formula" in d.current_url, "sorting by formula")
+    n_rows = len(_uids(browser))
+
+    def sort_by_formula():
+        browser.find_element(By.CSS_SELECTOR, 'a.sort[data-column="formula"]').click()
+
+    _navigate(browser, sort_by_formula, "sorting by formula")
+    assert "sort=formula" in browser.current_url and "order=asc" in browser.current_url
+    assert len(_uids(browser)) == n_rows
     assert _column(browser, 3) == sorted(_column(browser, 3))
-    browser.find_element(By.CSS_SELECTOR, 'a.sort[data-column="formula"]').click()
-    _wait(browser, lambda d: "order=desc" in d.current_url, "descending order")
+    _navigate(browser, sort_by_formula, "descending order")
+    assert "order=desc" in browser.current_url
+    assert len(_uids(browser)) == n_rows
     assert _column(browser, 3) == sorted(_column(browser, 3), reverse=True)
 
     # filter to the pending queue and open its first candidate
@@ -172,7 +231,7 @@ def test_review_in_a_real_browser(server, browser):
     pending = _uids(browser)
     assert len(pending) >= 3
     uid = pending[0]
-    browser.find_element(By.LINK_TEXT, uid).click()
+    _navigate(browser, browser.find_element(By.LINK_TEXT, uid).click, "the candidate page")
     _wait(browser, lambda d: _plot_rendered(d, "structure-view", "gl"), "the 3D structure view")
     _wait(browser, lambda d: _plot_rendered(d, "phase-diagram", "svg"), "the phase diagram")
     _wait(browser, lambda d: _plot_rendered(d, "energy-plot", "svg"), "the energy plot")
@@ -183,8 +242,9 @@ def test_review_in_a_real_browser(server, browser):
     assert browser.find_element(By.ID, "review-status").text == "pending"
     browser.save_screenshot(str(ARTIFACTS / "candidate.png"))
 
-    # without the token the app refuses, and nothing changes
-    browser.find_element(By.ID, "reviewer").send_keys("ada")
+    # without the token the app refuses, and nothing changes. TAB leaves each field, which
+    # fires its "change" event: that is when the page keeps the value for the next pages.
+    browser.find_element(By.ID, "reviewer").send_keys("ada", Keys.TAB)
     browser.find_element(By.CSS_SELECTOR, "#decide textarea").send_keys("<b>looks</b> right")
     browser.find_element(By.ID, "approve").click()
     msg = browser.find_element(By.CSS_SELECTOR, "#decide .msg")
@@ -192,14 +252,10 @@ def test_review_in_a_real_browser(server, browser):
     assert browser.find_element(By.ID, "review-status").text == "pending"
 
     # with the token printed by `discovery serve`
-    field = browser.find_element(By.ID, "token")
-    field.send_keys(token)
-    browser.find_element(By.ID, "approve").click()
-    _wait(
-        browser,
-        lambda d: d.find_element(By.ID, "review-status").text == "approved",
-        "the approved status",
-    )
+    browser.find_element(By.ID, "token").send_keys(token, Keys.TAB)
+    _wait(browser, lambda d: _remembered(d) == ("ada", token), "the name and token kept")
+    _navigate(browser, browser.find_element(By.ID, "approve").click, "the approval")
+    assert browser.find_element(By.ID, "review-status").text == "approved"
     history = browser.find_element(By.ID, "history").text
     assert "approved by ada" in history and "<b>looks</b> right" in history  # shown as text
     browser.save_screenshot(str(ARTIFACTS / "candidate-approved.png"))
@@ -222,19 +278,17 @@ def test_review_in_a_real_browser(server, browser):
     browser.get(base + "/?review=queued")
     row = browser.find_element(By.CSS_SELECTOR, f'tr[data-uid="{other}"] td.review')
     assert row.text == "rejected"
+    # the new page filled in the kept name and token
+    assert _fields(browser) == ("ada", token)
     rest = pending[2:]
     for u in rest:
         browser.find_element(By.CSS_SELECTOR, f'input.pick[value="{u}"]').click()
     assert browser.find_element(By.ID, "bulk-count").text == str(len(rest))
-    browser.find_element(By.CSS_SELECTOR, 'button[data-decision="rejected"]').click()
+    reject = browser.find_element(By.CSS_SELECTOR, 'button[data-decision="rejected"]')
+    _navigate(browser, reject.click, "the bulk rejection")
     for u in rest:
-        _wait(
-            browser,
-            lambda d, u=u: (
-                d.find_element(By.CSS_SELECTOR, f'tr[data-uid="{u}"] td.review').text == "rejected"
-            ),
-            f"bulk rejection of {u}",
-        )
+        cell = browser.find_element(By.CSS_SELECTOR, f'tr[data-uid="{u}"] td.review')
+        assert cell.text == "rejected", u
 
     # the campaign page with its plots
     browser.get(base + "/campaign")

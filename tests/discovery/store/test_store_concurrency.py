@@ -207,3 +207,65 @@ def test_two_reviewers_beside_a_real_campaign_round(toy_copy, tmp_path):
             mine = sorted(int(n.split("-")[1]) for r, n in notes if r == reviewer)
             assert mine == list(range(len(mine))) and mine  # none lost, none twice
     db.dispose()
+
+
+CONTESTED = ("q-0", "q-1", "q-2")  # few candidates, so that decisions collide often
+DECIDERS = 4  # processes
+PER_DECIDER = 75  # actions each: 300 in all
+
+
+def _decide_hard(url: str, who: int, barrier) -> None:
+    """Approve, reject, bulk-decide and comment on a few candidates as fast as possible: the
+    web app's worker threads and several `discovery review` shells at once."""
+    from discovery.engine.review_queue import comment, decide, decide_many
+
+    db = Database(url)
+    barrier.wait()
+    for n in range(PER_DECIDER):
+        uid = CONTESTED[(n + who) % len(CONTESTED)]
+        decision = "approved" if (n + who) % 2 else "rejected"
+        if n % 10 == 9:
+            comment(db, 1, uid, f"p{who}", note=f"p{who}-{n}")
+        elif n % 10 == 4:  # a bulk decision, its ids in another order in every process
+            uids = list(CONTESTED[who % 3 :] + CONTESTED[: who % 3])
+            decide_many(db, 1, uids, decision, f"p{who}", note=f"p{who}-{n}")
+        else:
+            decide(db, 1, uid, decision, f"p{who}", note=f"p{who}-{n}")
+    db.dispose()
+
+
+def test_the_queue_status_is_always_the_latest_decision(store_url):
+    """Hundreds of decisions on three candidates from four processes: every queue status is
+    the last decision in the candidate's history, and history order (id) is time order."""
+    _prepare(store_url)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(DECIDERS)
+    procs = [
+        ctx.Process(target=_decide_hard, args=(store_url, k, barrier)) for k in range(DECIDERS)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+    assert [p.exitcode for p in procs] == [0] * DECIDERS
+
+    db = Database(store_url)
+    with db.session() as s:
+        rows = s.scalars(sa.select(ReviewDecision).order_by(ReviewDecision.id)).all()
+        bulk = sum(1 for n in range(PER_DECIDER) if n % 10 == 4)
+        assert len(rows) == DECIDERS * (PER_DECIDER + bulk * (len(CONTESTED) - 1))
+        last, mismatches = {}, []
+        by_candidate: dict[int, list] = {}
+        for d in rows:
+            by_candidate.setdefault(d.candidate_id, []).append(d)
+            if d.decision != "comment":
+                last[d.candidate_id] = d
+        queue = {i.candidate_id: i for i in s.scalars(sa.select(ReviewItem))}
+        for cid, d in last.items():
+            if (queue[cid].status, queue[cid].updated_at) != (d.decision, d.created_at):
+                mismatches.append((cid, queue[cid].status, d.decision, d.reviewer))
+        assert mismatches == []
+        for cid, history in by_candidate.items():
+            times = [d.created_at for d in history]
+            assert times == sorted(times), f"candidate {cid}: history out of time order"
+    db.dispose()
