@@ -512,6 +512,11 @@ class ReferencesConfig(_Section):
         "DFT), candidates at MP-compatible energies (needs formation_energy: mp2020), as "
         "Matbench Discovery does.",
     )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Ids of known phases to leave out (e.g. 'lit-LiMn2O4-spinel', 'mp-19006'), "
+        "to test whether a campaign rediscovers them.",
+    )
     disagreement_tolerance: float = Field(
         0.1,
         gt=0,

@@ -46,6 +46,14 @@ def known_phases(config: CampaignConfig, db: Database | None = None) -> list[Kno
     merged = merge_phases(per_source)
     if len(per_source) > 1:
         log.info("known phases after merging duplicates: %d", len(merged))
+    hidden = set(config.references.exclude)
+    if hidden:
+        kept = [p for p in merged if p.id not in hidden]
+        log.info("known phases left out (references.exclude): %d", len(merged) - len(kept))
+        missing = hidden - {p.id for p in merged}
+        if missing:
+            log.warning("references.exclude names no known phase: %s", ", ".join(sorted(missing)))
+        merged = kept
     return merged
 
 

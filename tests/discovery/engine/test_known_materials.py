@@ -246,3 +246,17 @@ def test_each_validated_candidate_is_novel_known_or_a_new_polymorph(mn_o_context
     assert rows["r0-a"] == ("known", "mp-19006")
     assert rows["r0-b"] == ("new polymorph", None) and rows["r0-c"] == ("novel", None)
     assert queued == 2 and ids["known"] not in in_queue
+
+
+def test_excluded_known_phases_are_left_out(shared_data):
+    entries_file = shared_data / "mp" / "Mn-O_entries.json"
+    data = {
+        "name": "hide",
+        "chemical_systems": ["Mn-O"],
+        "references": {
+            "sources": [{"entries": str(entries_file)}],
+            "exclude": ["mp-19006", "mp-18759"],
+        },
+    }
+    ids = {p.id for p in known_phases(parse_config(data))}
+    assert ids == {"mp-35", "mp-12957", "mp-1172875", "mp-19395"}
