@@ -54,7 +54,7 @@ def database_hull(
     with_energy = [p for p in phases if p.energy_per_atom is not None and p.energy_scheme == MP2020]
     if not with_energy:
         return None
-    entries = [PDEntry(Composition(el), 0.0, name=f"{el} (MP reference)") for el in elements]
+    entries = [PDEntry(Composition(el), 0.0, name=f"{el} (MP ref.)") for el in elements]
     by_entry: dict[int, KnownPhase] = {}
     for phase in with_energy:
         comp = phase.composition
@@ -62,7 +62,7 @@ def database_hull(
         e_form = phase.energy_per_atom - sum(
             frac * mu[el.symbol] for el, frac in comp.fractional_composition.items()
         )
-        entry = PDEntry(comp, e_form * comp.num_atoms, name=phase.id)
+        entry = PDEntry(comp, e_form * comp.num_atoms, name=f"{phase.reduced_formula} ({phase.id})")
         by_entry[id(entry)] = phase
         entries.append(entry)
     diagram = PhaseDiagram(entries)
