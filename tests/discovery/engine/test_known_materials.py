@@ -33,6 +33,10 @@ def cu_pd_phases(folder):
     cupd = Structure(Lattice.cubic(2.99), ["Cu", "Pd"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     cu3pd.to(filename=str(folder / "Cu3Pd-L12.cif"))
     cupd.to(filename=str(folder / "CuPd-B2.cif"))
+    # fcc Cu at twice its lattice constant: relaxing it shrinks the cell 8x, beyond the
+    # simulator's volume limit, so it fails like a bad entry in a real file would
+    expanded = Structure.from_spacegroup("Fm-3m", Lattice.cubic(7.2), ["Cu"], [[0, 0, 0]])
+    expanded.to(filename=str(folder / "Cu-expanded.cif"))
     return folder
 
 
@@ -96,7 +100,15 @@ def test_known_structures_join_the_hull_and_known_candidates_stay_out_of_the_que
         queued = con.execute(
             "SELECT c.novelty FROM review_queue q JOIN candidates c ON c.id = q.candidate_id"
         ).fetchall()
-    assert sorted(p for (p,) in known) == ["Cu3Pd-L12.cif", "CuPd-B2.cif"]
+    assert sorted(p for (p,) in known) == ["Cu-expanded.cif", "Cu3Pd-L12.cif", "CuPd-B2.cif"]
+    with sqlite3.connect(tmp_path / "a" / "campaign.db") as con:
+        failed = con.execute(
+            "SELECT c.parent, k.error FROM calculations k JOIN candidates c ON c.id = "
+            "k.candidate_id WHERE c.is_reference AND NOT k.ok"
+        ).fetchall()
+    # recorded as failed, named in a warning, and the campaign went on without it
+    assert [p for p, _ in failed] == ["Cu-expanded.cif"] and "volume" in failed[0][1]
+    assert "known-Cu-expanded.cif" in result.stderr and "failed to relax" in result.stderr
     assert {n for _, n, _ in verdicts} <= {"novel", "known", "new polymorph"}
     assert all(n != "known" for (n,) in queued)
     assert all(k is not None for _, n, k in verdicts if n == "known")
