@@ -61,6 +61,9 @@ def test_the_campaign_summary_fits_an_80_column_terminal(toy_campaign, monkeypat
 def logging_restored():
     names = ("discovery", "models", "simulators", "mlflow", "py.warnings")
     saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate) for n in names}
+    # An earlier in-process CLI test may have left logging believing it captures warnings
+    # while pytest restored `warnings.showwarning` since: start from a clean state.
+    logging.captureWarnings(False)
     yield
     logging.captureWarnings(False)
     for n, (handlers, propagate) in saved.items():
