@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, TypeVar
 
 import yaml
 from pydantic import (
@@ -233,6 +233,16 @@ class ModelConfig(_Section):
     retrain: Literal["scratch", "finetune"] = Field(
         "scratch",
         description="Each round: train a fresh ensemble, or fine-tune the previous round's.",
+    )
+    init: str = Field(
+        "scratch",
+        min_length=1,
+        description="Where the ensemble starts: scratch (no model before round 0's data), a "
+        "checkpoint written by `discovery pretrain` (a path, relative to the YAML), or "
+        "bundled (the checkpoint shipped with the package). With a checkpoint, round 0 is "
+        "screened and selected by it and every round fine-tunes from the model before it; "
+        "a checkpoint whose kind, cutoff, hidden, layers, members or elements do not fit is "
+        "refused at start.",
     )
     device: str = Field(
         "auto", description="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."
@@ -743,6 +753,154 @@ def _check_elements(sim: SimulatorConfig, systems: list[str] | None, where: str)
         )
 
 
+# --- Pretraining: teacher-labelled synthetic data and the ensemble trained on it -------------
+
+INIT_SCRATCH = "scratch"
+INIT_BUNDLED = "bundled"
+
+
+class LabelPlanConfig(_Section):
+    """How the teacher labels the synthetic set. The target is what screening needs: the
+    relaxed formation energy predicted from the unrelaxed structure (IS2RE)."""
+
+    single_points: bool = Field(
+        True,
+        description="A single point (one teacher call) on every structure; structures that "
+        "are not relaxed get their relaxed formation energy from it through the correction "
+        "measured on the relaxed ones. false = relaxed structures only.",
+    )
+    relax_fraction: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Share of the generated structures that are fully relaxed (seeded draw).",
+    )
+    relax_min: int = Field(
+        8,
+        ge=0,
+        description="Relax at least this many (the correction and the label error are "
+        "measured on them).",
+    )
+    correction: Literal["auto", "linear", "shift", "none"] = Field(
+        "auto",
+        description="Single-point to relaxed formation energy: linear (a + b*x), shift (x + c), "
+        "none, or auto: the one with the lowest leave-one-out error on the relaxed structures "
+        "(all three errors go into the data card).",
+    )
+    max_abs_e_form: float = Field(
+        10.0,
+        gt=0,
+        description="A formation energy beyond this (eV/atom) is a nonsensical label: "
+        "discarded, counted in the data card.",
+    )
+
+
+class BalanceConfig(_Section):
+    """Caps that keep one chemistry or one prototype from dominating the set."""
+
+    max_per_chemsys: int | None = Field(
+        None, ge=1, description="Most structures per chemical system; null = no cap."
+    )
+    max_per_prototype: int | None = Field(
+        None,
+        ge=1,
+        description="Most structures per generator and prototype (random search counts as "
+        "one); null = no cap.",
+    )
+
+
+class PretrainConfig(_Section):
+    """A pretraining run: synthetic structures over many chemistries, labelled by a teacher
+    potential, and the ensemble trained on them (`discovery pretrain`)."""
+
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Name of the data set and checkpoint (letters, digits, . _ -).",
+    )
+    version: str = Field(
+        "1",
+        min_length=1,
+        max_length=40,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Version written into the checkpoint's file name and data card.",
+    )
+    chemical_systems: list[str] = Field(
+        ...,
+        min_length=1,
+        description="Chemical systems to generate over, e.g. ['Cu-Au', 'Li-Mn-O', 'Na-Cl'].",
+    )
+    seed: int = Field(0, ge=0, description="Seed for generation, the relaxed subset, training.")
+    generation: GenerationConfig = Field(
+        default_factory=GenerationConfig,
+        description="The campaign's generators; budgets are per chemical system.",
+    )
+    balance: BalanceConfig = Field(default_factory=BalanceConfig)
+    teacher: SimulatorConfig = Field(
+        default_factory=SimulatorConfig,
+        description="The potential that labels the set (sevennet, chgnet; emt for tests).",
+    )
+    labels: LabelPlanConfig = Field(default_factory=LabelPlanConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @field_validator("chemical_systems")
+    @classmethod
+    def _chemsys(cls, v: list[str]) -> list[str]:
+        systems = ["-".join(parse_chemsys(s)) for s in v]
+        if len(set(systems)) != len(systems):
+            raise ValueError("a chemical system appears twice")
+        return systems
+
+    @field_validator("teacher")
+    @classmethod
+    def _teacher_elements(cls, v: SimulatorConfig, info: ValidationInfo) -> SimulatorConfig:
+        _check_elements(v, info.data.get("chemical_systems"), "teacher")
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _starts_from_scratch(cls, v: ModelConfig) -> ModelConfig:
+        if v.init != INIT_SCRATCH:
+            raise ValueError("pretraining trains from scratch: leave model.init at 'scratch'")
+        return v
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        return tuple(sorted({el for cs in self.chemical_systems for el in cs.split("-")}))
+
+    @property
+    def label(self) -> str:
+        """'<name>-v<version>': the checkpoint's and data card's file stem."""
+        return f"{self.name}-v{self.version}"
+
+
+def parse_pretrain_config(data: Any) -> PretrainConfig:
+    """The pretraining config in `data`, or a ConfigError naming every problem."""
+    return _validate_as(PretrainConfig, data, None, None)
+
+
+def load_pretrain_config(path: str | Path) -> PretrainConfig:
+    """The pretraining config in the YAML file `path`; a ConfigError names every problem with
+    its `file:line:column` and dotted field path."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    positions = Positions()
+    data = _read_yaml(path, positions)
+    config = _validate_as(PretrainConfig, data, positions, str(path))
+    return _resolve_generation_paths(config, path.parent, positions)
+
+
+def dump_pretrain_config(config: PretrainConfig) -> str:
+    """The pretraining config as YAML, every default written out."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
 def _printable(text: str) -> str:
     return text if text.isprintable() else repr(text)[1:-1]
 
@@ -750,6 +908,8 @@ def _printable(text: str) -> str:
 # --- Reading YAML with positions, and reporting every problem ---------------------------------
 
 Loc = tuple[Any, ...]
+_M = TypeVar("_M", bound=BaseModel)
+_C = TypeVar("_C", "CampaignConfig", "PretrainConfig")
 MAX_ECHO = 80  # characters of a bad value shown back in a message
 
 
@@ -876,9 +1036,10 @@ def _echo(value: Any) -> str:
     return _printable(text)
 
 
-def _model_at(loc: Loc) -> type[BaseModel] | None:
-    """The pydantic model whose fields live at `loc` ('model' -> ModelConfig)."""
-    model: Any = CampaignConfig
+def _model_at(loc: Loc, root: type[BaseModel] | None = None) -> type[BaseModel] | None:
+    """The pydantic model whose fields live at `loc` ('model' -> ModelConfig) under `root`
+    (default: the campaign)."""
+    model: Any = root or CampaignConfig
     for part in loc:
         if isinstance(part, int):
             continue
@@ -901,25 +1062,26 @@ def _section_type(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _unknown_field(loc: Loc) -> str:
+def _unknown_field(loc: Loc, root: type[BaseModel] | None = None) -> str:
     """'unknown field 'model.widht' (did you mean 'model.width'?)', or the fields allowed."""
     message = f"unknown field '{_dotted(loc)}'"
-    model = _model_at(loc[:-1])
+    model = _model_at(loc[:-1], root)
     if model is None:
         return message
     names = list(model.model_fields)
     close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
     if close:
         return f"{message} (did you mean '{_dotted((*loc[:-1], close[0]))}'?)"
-    where = f"'{_dotted(loc[:-1])}'" if loc[:-1] else "a campaign"
+    top = "a pretraining config" if root is PretrainConfig else "a campaign"
+    where = f"'{_dotted(loc[:-1])}'" if loc[:-1] else top
     return f"{message} (the fields of {where}: {', '.join(names)})"
 
 
-def _describe(error: Any) -> str:
+def _describe(error: Any, root: type[BaseModel] | None = None) -> str:
     loc = tuple(error["loc"])
     kind = error["type"]
     if kind == "extra_forbidden":
-        return _unknown_field(loc)
+        return _unknown_field(loc, root)
     if kind == "missing":
         return f"missing required field '{_dotted(loc)}'"
     msg = " ".join(error["msg"].split())
@@ -939,7 +1101,9 @@ class Problem:
         return f"{self.mark}: {self.text}" if self.mark else self.text
 
 
-def _problems(err: ValidationError, positions: Positions | None) -> list[Problem]:
+def _problems(
+    err: ValidationError, positions: Positions | None, root: type[BaseModel] | None = None
+) -> list[Problem]:
     problems = []
     for error in err.errors():
         loc = tuple(error["loc"])
@@ -947,7 +1111,7 @@ def _problems(err: ValidationError, positions: Positions | None) -> list[Problem
         if positions is not None:
             mark = positions.key(loc) if error["type"] == "extra_forbidden" else None
             mark = mark or positions.value(loc)
-        problems.append(Problem(_describe(error), mark))
+        problems.append(Problem(_describe(error, root), mark))
     return problems
 
 
@@ -972,14 +1136,18 @@ def _raise(problems: list[Problem], source: str | None = None) -> NoReturn:
 
 
 def _validate(data: Any, positions: Positions | None, source: str | None) -> CampaignConfig:
+    return _validate_as(CampaignConfig, data, positions, source)
+
+
+def _validate_as(root: type[_M], data: Any, positions: Positions | None, source: str | None) -> _M:
     extra = _duplicate_problems(positions) if positions is not None else []
     if not isinstance(data, dict):
         mark = positions.value(()) if positions is not None else None
         _raise([Problem("config must be a mapping of fields (a YAML dictionary)", mark)], source)
     try:
-        config = CampaignConfig.model_validate(data)
+        config = root.model_validate(data)
     except ValidationError as err:
-        _raise(extra + _problems(err, positions), source)
+        _raise(extra + _problems(err, positions, root), source)
     if extra:
         _raise(extra, source)
     return config
@@ -1049,6 +1217,10 @@ def _resolve_paths(
     """Structure files under references.known are relative to the YAML file, not the cwd; make
     them absolute so the copy saved in the campaign dir still finds them."""
     config = _resolve_generation_paths(config, base, positions)
+    init = config.model.init
+    if init not in (INIT_SCRATCH, INIT_BUNDLED) and not Path(init).is_absolute():
+        model = config.model.model_copy(update={"init": str((base / init).resolve())})
+        config = config.model_copy(update={"model": model})
     known = [
         str((base / k).resolve()) if (base / k).is_file() else k for k in config.references.known
     ]
@@ -1082,9 +1254,7 @@ def _resolved_source(source: KnownSourceConfig, base: Path) -> KnownSourceConfig
     return source.model_copy(update={"path": str(path)})
 
 
-def _resolve_generation_paths(
-    config: CampaignConfig, base: Path, positions: Positions | None = None
-) -> CampaignConfig:
+def _resolve_generation_paths(config: _C, base: Path, positions: Positions | None = None) -> _C:
     """generation.structures and generation.known, relative to the YAML file, made absolute
     and parsed now, so that a bad file stops the campaign before it starts, by name."""
     from discovery.domain.generation.user_structures import StructureFileError, load_structures

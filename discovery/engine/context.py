@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from discovery.engine.campaign_directory import OpenCampaign
-from discovery.engine.executors import Executor, SimulatorSpec, cached_simulator, executor_for
+from discovery.engine.executors import (
+    Executor,
+    SimulatorSpec,
+    cached_simulator,
+    executor_for,
+    spec_for,
+)
 from discovery.engine.progress import StageProgress
 from discovery.engine.tracking import Tracker
 from discovery.store import Calculation, Candidate, Round
@@ -25,30 +31,9 @@ class CampaignContext(OpenCampaign):
     tracker: Tracker = field(kw_only=True)
     progress: StageProgress = field(kw_only=True)
 
-    def simulator_spec(self, relax_cell: bool, rung: int = 0):
+    def simulator_spec(self, relax_cell: bool, rung: int = 0) -> SimulatorSpec:
         """One rung's simulator as a picklable recipe, for executors in other processes."""
-        # Imported here so that `discovery status` and friends never load torch models.
-        from simulators import RelaxSettings, get_backend
-
-        sim = self.config.ladder[rung]
-        settings = RelaxSettings(
-            fmax=sim.fmax,
-            max_steps=sim.max_steps,
-            optimizer=sim.optimizer,
-            relax_cell=relax_cell,
-            min_distance=sim.min_distance,
-            max_volume_ratio=sim.max_volume_ratio,
-            min_energy_per_atom=sim.min_energy_per_atom,
-            max_seconds=sim.max_seconds,
-            spin_polarized=sim.spin_polarized,
-        )
-        return SimulatorSpec(
-            sim.name,
-            settings,
-            device=sim.device,
-            options=dict(sim.options),
-            backend=get_backend(sim.name),
-        )
+        return spec_for(self.config.ladder[rung], relax_cell)
 
     def simulator_for(self, rung: int, relax_cell: bool):
         """The simulator of one rung, built once per run; molecules in a box (relax_cell

@@ -78,6 +78,32 @@ class SimulatorSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def spec_for(sim, relax_cell: bool) -> SimulatorSpec:
+    """A simulator config section (a campaign's rung, a pretraining teacher) as a picklable
+    recipe, for executors in other processes."""
+    # Imported here so that `discovery status` and friends never load torch models.
+    from simulators import RelaxSettings, get_backend
+
+    settings = RelaxSettings(
+        fmax=sim.fmax,
+        max_steps=sim.max_steps,
+        optimizer=sim.optimizer,
+        relax_cell=relax_cell,
+        min_distance=sim.min_distance,
+        max_volume_ratio=sim.max_volume_ratio,
+        min_energy_per_atom=sim.min_energy_per_atom,
+        max_seconds=sim.max_seconds,
+        spin_polarized=sim.spin_polarized,
+    )
+    return SimulatorSpec(
+        sim.name,
+        settings,
+        device=sim.device,
+        options=dict(sim.options),
+        backend=get_backend(sim.name),
+    )
+
+
 # One simulator per spec per process: loading a potential's weights once, not per task.
 _SIMULATORS: dict[bytes, Any] = {}
 

@@ -16,7 +16,8 @@ The stages and where their points are (stage names as the store's `rounds.stage`
 - validated: after each committed relaxation (results are committed one by one);
 - hull: the hull rows are flushed, not committed;
 - trained: after each epoch of each ensemble member (mid-training, nothing saved);
-- reviewed: the review-queue rows are flushed, not committed.
+- reviewed: the review-queue rows are flushed, not committed;
+- labelled: `discovery pretrain`, after each committed teacher label (round 0).
 
 The variable is read once, at import; with it unset `point` returns at its first test.
 """
@@ -31,7 +32,9 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 ENV = "DISCOVERY_FAULT"
-STAGES = ("generated", "screened", "selected", "validated", "hull", "trained", "reviewed")
+STAGES = (
+    "generated", "screened", "selected", "validated", "hull", "trained", "reviewed", "labelled",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

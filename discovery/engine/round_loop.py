@@ -15,6 +15,7 @@ from discovery.domain.known.phase import KnownPhase, KnownSourceError
 from discovery.engine import reference_set as references
 from discovery.engine.campaign_directory import STORE_FILE, CampaignDirectory
 from discovery.engine.context import CampaignContext
+from discovery.engine.initial_model import init_checkpoint, register_init_model
 from discovery.engine.known_phases import known_phases, remember_fetched
 from discovery.engine.progress import StageProgress
 from discovery.engine.round_report import report_round
@@ -73,13 +74,17 @@ def run_campaign(
     # fails anyway (a database server that refuses) leaves nothing behind. Known phases come
     # first too: a source that cannot be read stops the run before anything exists.
     location.preflight(config)
+    init = init_checkpoint(config)
     phases = _known_phases(config, location)
     with location.setting_up(config):
         location.prepare(config)
         ctx = open_context(config, location, progress or StageProgress())
         try:
             remember_fetched(ctx.db, phases)
+            register_init_model(ctx, init)
             parent = _start_parent_run(ctx, config)
+            if init is not None:
+                ctx.tracker.set_tags(parent, {"model.init": str(init)})
         except BaseException:
             ctx.db.dispose()
             raise

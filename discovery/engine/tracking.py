@@ -111,6 +111,11 @@ class Tracker:
         for start in range(0, len(metrics), 1000):
             self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Tags on a run (strings, as MLflow keeps them)."""
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, str(value)[:5000])
+
     def log_artifact(self, run_id: str, path: Path, subdir: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), subdir)
 

@@ -177,6 +177,48 @@ def run(
     )
 
 
+@app.command()
+def pretrain(
+    config: Path = typer.Argument(..., help="Pretraining YAML (see docs or README)."),
+    out_dir: Path = typer.Option(
+        ..., "--out", "-o", help="Output directory (created; a second run resumes it)."
+    ),
+    progress: bool = typer.Option(True, help="Progress bars (only shown on a terminal)."),
+    threads: int = typer.Option(
+        0, min=0, help="CPU threads for torch; 0 = $DISCOVERY_THREADS or half the cores."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Generate a synthetic set over many chemistries, label it with the teacher potential,
+    train the ensemble on it and write a versioned checkpoint with its data card. Run again
+    after a kill: finished labels are kept."""
+    from discovery.config import load_pretrain_config
+
+    _setup_logging(verbose)
+    try:
+        cfg = load_pretrain_config(config)
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+    from discovery.engine.pretraining.pretrain_run import run_pretraining
+    from discovery.engine.progress import StageProgress
+
+    _set_threads(threads)
+    try:
+        result = run_pretraining(
+            cfg, out_dir, StageProgress(None if progress else False, console=err)
+        )
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+    corr = result.card["labels"]["correction"]
+    out.print(
+        plain(
+            f"checkpoint {result.checkpoint}\ndata card {result.card_json} "
+            f"({result.card_markdown.name})\n{result.card['labels']['entries']} entries, "
+            f"labelled {result.labelled_now} now; single-point correction {corr['method']}"
+        )
+    )
+
+
 def _print_status(directory: Path) -> None:
     from discovery.frontends.status import (
         counts,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from discovery.config import INIT_SCRATCH
 from discovery.engine import faults
 from discovery.engine.context import CampaignContext
 from discovery.engine.ensembles import (
@@ -61,7 +62,10 @@ def run(ctx: CampaignContext, round_index: int) -> None:
             ctx.config.simulator.formation_energy,
         )
         previous = latest_model(ctx, session, before_round=round_index)
-        init = load_ensemble(ctx, previous) if (m.retrain == "finetune" and previous) else None
+        # A campaign that starts from a checkpoint keeps what it learnt: every round
+        # fine-tunes from the model before it.
+        finetune = m.retrain == "finetune" or m.init != INIT_SCRATCH
+        init = load_ensemble(ctx, previous) if (finetune and previous) else None
     ensemble = Ensemble(
         model_settings(ctx),
         n_members=m.n_members,

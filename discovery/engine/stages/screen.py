@@ -11,6 +11,7 @@ from discovery.engine import faults
 from discovery.engine.campaign_hull import current_hull
 from discovery.engine.context import CampaignContext
 from discovery.engine.ensembles import latest_model, load_ensemble
+from discovery.engine.initial_model import guided_by
 from discovery.store import Candidate, Prediction
 from discovery.store.cached_graphs import StoreGraphCache
 from discovery.store.convert import structure_from_json
@@ -27,6 +28,8 @@ def run(ctx: CampaignContext, round_index: int) -> None:
             return
         version = model.version
         ensemble = load_ensemble(ctx, model)
+        source = guided_by(ctx, version)
+        run_id = ctx.round_row(session, round_index).mlflow_run_id
         hull, _ = current_hull(ctx, session)
         scored = select(Prediction.candidate_id).where(Prediction.model_version == version)
         pool = list(
@@ -40,6 +43,10 @@ def run(ctx: CampaignContext, round_index: int) -> None:
                 .order_by(Candidate.id)
             )
         )
+    if source is not None:
+        log.info("round %d: guided by checkpoint %s", round_index, source)
+        if run_id is not None:
+            ctx.tracker.set_tags(run_id, {"guided_by": source})
     with ctx.progress.stage(f"round {round_index}: screen", len(pool)) as task:
         m = ctx.config.model
         preds = ensemble.predict(

@@ -1,0 +1,243 @@
+"""`discovery pretrain` on EMT: a tiny run killed mid-labelling resumes without labelling
+anything twice and writes a checkpoint with its data card; a campaign that starts from that
+checkpoint is guided from round 0; a checkpoint that does not fit is refused by field."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO, write_config
+
+from discovery.engine.faults import ENV
+
+PRETRAIN = {
+    "name": "tiny",
+    "version": "0",
+    "chemical_systems": ["Cu-Au", "Cu"],
+    "seed": 0,
+    "generation": {
+        "substitution": {"budget": 6},
+        "random": {"budget": 3, "max_formula_units": 2},
+        "compositions": {"max_atoms": 4, "charge_balanced": False},
+        "min_distance": 1.5,
+        "max_sites": 8,
+    },
+    "teacher": {"name": "emt", "max_steps": 200},
+    "labels": {"relax_fraction": 0.5, "relax_min": 4},
+    "model": {"n_members": 2, "hidden": 16, "layers": 2, "cutoff": 5.0, "epochs": 8},
+    "executor": {"kind": "inline"},
+}
+MODEL = {k: v for k, v in PRETRAIN["model"].items() if k != "epochs"}
+KILL_AT = 7  # the 7th committed label
+
+
+def _cli(*args, fault: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env.pop(ENV, None)
+    if fault:
+        env[ENV] = fault
+    return subprocess.run(
+        [sys.executable, "-m", "discovery.frontends.cli", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+
+
+def _labels(out):
+    with sqlite3.connect(out / "pretrain.db", timeout=5) as con:
+        return con.execute(
+            "select id, candidate_id, fidelity, created_at, energy from calculations order by id"
+        ).fetchall()
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A tiny pretraining run SIGKILLed after its 7th label, then resumed: (out dir, labels
+    committed before the kill, stderr of the resumed run)."""
+    base = tmp_path_factory.mktemp("pretrain")
+    config = write_config(base / "pretrain.yaml", PRETRAIN)
+    out = base / "out"
+    killed = _cli("pretrain", config, "--out", out, fault=f"labelled:{KILL_AT}")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    before = _labels(out)
+    assert len(before) == KILL_AT
+    assert not (out / "tiny-v0.pt").exists()
+    resumed = _cli("pretrain", config, "--out", out)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    return out, before, resumed
+
+
+def test_a_killed_pretrain_resumes_without_relabelling(pretrained):
+    out, before, resumed = pretrained
+    after = _labels(out)
+    # every label committed before the kill is still there, untouched, and none twice
+    assert after[: len(before)] == before
+    keys = [(cand, fidelity) for _, cand, fidelity, _, _ in after]
+    assert len(keys) == len(set(keys))
+    labelled_now = len(after) - len(before)
+    assert f"{KILL_AT} of {len(after)} labels already committed" in " ".join(resumed.stderr.split())
+    assert f"labelled {labelled_now} now" in resumed.stdout
+
+
+def test_pretrain_writes_a_checkpoint_and_its_data_card(pretrained):
+    from models import Ensemble
+
+    out, _, _ = pretrained
+    card = json.loads((out / "tiny-v0.card.json").read_text())
+    assert card["checkpoint"] == "tiny-v0.pt" and card["teacher"]["name"] == "emt"
+    labels = card["labels"]
+    assert labels["elements"] == ["Au", "Cu"]
+    assert set(labels["label_kinds"]) <= {"reference", "relaxed", "single_point_corrected"}
+    assert labels["label_kinds"]["relaxed"] >= 4
+    corr = labels["correction"]
+    assert corr["method"] in ("none", "shift", "linear") and corr["n_pairs"] >= 3
+    assert all(v is None or v >= 0 for v in corr["loo_mae"].values())
+    assert card["generation"]["kept"] > 0 and labels["generators"]["substitution"] > 0
+    assert (
+        "Label error against the teacher's full relaxation" in (out / "tiny-v0.card.md").read_text()
+    )
+    ensemble = Ensemble.load(out / "tiny-v0.pt", device="cpu")
+    assert ensemble.n_members == 2 and ensemble.extra["elements"] == ["Au", "Cu"]
+    assert ensemble.extra["pretrain"]["data_card"] == "tiny-v0.card.json"
+
+
+def test_the_pretrain_run_is_tracked(pretrained):
+    from mlflow.tracking import MlflowClient
+
+    out, _, _ = pretrained
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("pretrain-tiny")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["kind"] == "pretrain"
+    assert "train_mae" in run.data.metrics and "label_loo_mae_linear" in run.data.metrics
+
+
+def test_corrections_are_measured_leave_one_out():
+    from discovery.engine.pretraining.label_targets import measure_corrections
+
+    x = np.array([0.5, 1.0, 1.5, 2.0, 3.0])
+    y = 0.2 * x - 0.1  # relaxation removes most of a single point's excess
+    result = measure_corrections(x, y, "auto")
+    assert result["method"] == "linear"
+    assert result["loo_mae"]["linear"] == pytest.approx(0.0, abs=1e-9)
+    assert result["loo_mae"]["none"] > result["loo_mae"]["shift"] > 0
+    assert measure_corrections(x, y, "shift")["method"] == "shift"
+
+
+def _campaign(path, checkpoint, **model):
+    data = {
+        "name": "guided",
+        "chemical_systems": ["Cu-Au"],
+        "rounds": 1,
+        "validation_budget": 3,
+        "review_size": 1,
+        "seed": 0,
+        "generation": {
+            "substitution": {"budget": 10},
+            "random": {"budget": 4, "max_formula_units": 2},
+            "compositions": {"max_atoms": 4, "charge_balanced": False},
+            "min_distance": 1.5,
+            "max_sites": 8,
+        },
+        "model": {**MODEL, "epochs": 5, "init": str(checkpoint), **model},
+        "acquisition": {"strategy": "greedy"},
+        "executor": {"kind": "inline"},
+        "simulator": {"name": "emt", "max_steps": 200},
+    }
+    return write_config(path, data)
+
+
+def test_a_campaign_from_the_checkpoint_is_guided_from_round_0(pretrained, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from discovery.domain.acquisition import select as acquire
+    from discovery.domain.records import ScoredCandidate
+
+    out, _, _ = pretrained
+    config = _campaign(tmp_path / "guided.yaml", out / "tiny-v0.pt")
+    run = _cli("run", config, "--dir", tmp_path / "run")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "round 0: guided by checkpoint" in " ".join(run.stderr.split())
+    with sqlite3.connect(tmp_path / "run" / "campaign.db") as con:
+        assert con.execute('select screen_model from rounds where "index" = 0').fetchone() == (
+            "init",
+        )
+        versions = dict(con.execute("select version, round_index from model_versions"))
+        assert versions == {"init": -1, "r0": 0}
+        pool = con.execute(
+            "select id, chemsys, status from candidates where is_reference = 0 order by id"
+        ).fetchall()
+        n_predicted = con.execute(
+            "select count(*) from predictions where model_version = 'init'"
+        ).fetchone()[0]
+    assert n_predicted == len(pool)
+    picked = {cid for cid, _, status in pool if status != "generated"}
+    # what the cold start would have picked: random, from the select stage's own stream
+    scored = [ScoredCandidate(cid, chemsys, 0.0, 0.0) for cid, chemsys, _ in pool]
+    cold = acquire(scored, 3, "random", np.random.default_rng([0, 0, 2]))
+    assert len(picked) == 3 and picked != set(cold)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("guided")
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    assert runs["round-0"].data.tags["guided_by"].endswith("tiny-v0.pt")
+    assert runs["guided"].data.params["model.init"].endswith("tiny-v0.pt")
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"hidden": 32}, "model.hidden: checkpoint has 16, config asks 32"),
+        ({"n_members": 3}, "model.n_members"),
+        ({"kind": "composition"}, "model.kind: checkpoint holds a crystal model"),
+        ({"cutoff": 4.0}, "model.cutoff"),
+    ],
+)
+def test_a_checkpoint_that_does_not_fit_is_refused_naming_the_field(
+    pretrained, tmp_path, change, named
+):
+    from discovery.config import ConfigError, load_config
+    from discovery.engine.initial_model import init_checkpoint
+
+    out, _, _ = pretrained
+    config = load_config(_campaign(tmp_path / "c.yaml", out / "tiny-v0.pt", **change))
+    with pytest.raises(ConfigError, match="invalid value for 'model.init'") as err:
+        init_checkpoint(config)
+    assert named in str(err.value)
+
+
+def test_a_checkpoint_that_never_saw_an_element_is_refused(pretrained, tmp_path):
+    from discovery.config import ConfigError, load_config
+    from discovery.engine.initial_model import init_checkpoint
+
+    out, _, _ = pretrained
+    path = _campaign(tmp_path / "c.yaml", out / "tiny-v0.pt")
+    data = __import__("yaml").safe_load(path.read_text())
+    data["chemical_systems"] = ["Cu-Au-Pd"]
+    config = load_config(write_config(path, data))
+    with pytest.raises(ConfigError, match="chemical_systems: .* never saw Pd"):
+        init_checkpoint(config)
+
+
+def test_init_bundled_and_a_missing_checkpoint_fail_clearly(tmp_path):
+    from discovery.config import ConfigError, load_config
+    from discovery.engine.initial_model import init_checkpoint
+
+    bundled = load_config(_campaign(tmp_path / "b.yaml", "bundled"))
+    with pytest.raises(ConfigError, match="no bundled checkpoint ships yet"):
+        init_checkpoint(bundled)
+    missing = load_config(_campaign(tmp_path / "m.yaml", "nowhere.pt"))
+    assert missing.model.init == str(tmp_path / "nowhere.pt")  # relative to the YAML
+    with pytest.raises(ConfigError, match="model.init.*not found"):
+        init_checkpoint(missing)
+    assert load_config(_campaign(tmp_path / "s.yaml", "scratch")).model.init == "scratch"
