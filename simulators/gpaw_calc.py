@@ -100,7 +100,10 @@ class GpawOptions:
         )
         if self.spinpol is not None:
             kwargs["spinpol"] = self.spinpol
-        return GPAW(**kwargs)
+        # GPAW's own calculator class implements ASE's calculator interface without deriving
+        # from BaseCalculator in its type stubs.
+        calculator: Any = GPAW(**kwargs)
+        return calculator
 
 
 def make_gpaw_calculator(device: str = "cpu", **options: Any) -> BaseCalculator:

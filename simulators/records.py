@@ -28,6 +28,9 @@ class RelaxResult:
     steps: int
     wall_s: float
     error: str | None = None
+    # Python warnings raised while computing it, in another process or on another machine
+    # (a pool or Dask worker), for the campaign to log where its user sees them.
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -56,4 +59,5 @@ class RelaxResult:
             steps=int(d["steps"]),
             wall_s=float(d["wall_s"]),
             error=d.get("error"),
+            warnings=tuple(d.get("warnings") or ()),
         )

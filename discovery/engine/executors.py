@@ -20,6 +20,7 @@ import pickle
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -118,8 +119,16 @@ def cached_simulator(spec: SimulatorSpec) -> Simulator:
 
 
 def relax_one(spec: SimulatorSpec, structure: Structure):
-    """A Dask task: relax one structure with the spec's simulator (cached in this process)."""
-    return cached_simulator(spec).relax(structure)
+    """A pool or Dask task: relax one structure with the spec's simulator (cached in this
+    process). Python warnings travel back in the result instead of going to the worker's
+    stderr, which a local worker shares with the campaign's progress bars."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        result = cached_simulator(spec).relax(structure)
+    if not caught:
+        return result
+    texts = tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    return dataclasses.replace(result, warnings=texts)
 
 
 class Executor(Protocol):

@@ -98,6 +98,18 @@ def relax_and_record(
     return n
 
 
+# Warnings that came back from workers, each logged once per process: a library warns on
+# every structure it sees.
+_SEEN_WARNINGS: set[str] = set()
+
+
+def _log_worker_warnings(texts: tuple[str, ...]) -> None:
+    for text in texts:
+        if text not in _SEEN_WARNINGS:
+            _SEEN_WARNINGS.add(text)
+            log.warning("from a relaxation worker: %s", text)
+
+
 def _record(
     ctx: CampaignContext, cid: int, result, round_index: int, rung: int, settings_key: str
 ) -> None:
@@ -111,5 +123,6 @@ def _record(
             cand.status = "validated" if result.ok else "failed"
         if not result.ok:
             log.warning("%s (%s) failed at %s: %s", cand.uid, cand.formula, fidelity, result.error)
+    _log_worker_warnings(result.warnings)
     if rung == 0:
         faults.point("validated", round_index)
