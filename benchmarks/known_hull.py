@@ -287,6 +287,23 @@ def loose_matcher() -> StructureMatcher:
     )  # fmt: skip
 
 
+def reachability(run: dict) -> dict:
+    """Whether the quickstart's generators can produce the hidden phase at all: its formula
+    among the enumerated compositions (charge balance by smact, which gives each element
+    one oxidation state), and its primitive cell within `generation.max_sites`. Derived from
+    the config alone; `--resummarise` applies it to an existing JSON."""
+    from discovery.domain.generation.compositions import enumerate_compositions
+
+    gen = load_config(QUICKSTART).generation
+    comps = enumerate_compositions(
+        tuple(ELEMENTS), gen.compositions.max_atoms, gen.compositions.charge_balanced
+    )
+    formulas = {c.reduced_formula for c in comps}
+    run["n_enumerated_compositions"] = len(formulas)
+    run["formula_in_enumerated_compositions"] = run["formula"] in formulas
+    return run
+
+
 def rediscovery_run(
     work: Path, hidden_id: str, simulator: str, hull_result: dict | None, **changes
 ) -> dict:
@@ -380,7 +397,7 @@ def rediscovery_run(
         row = next(r for r in hull_result["phases"] if r["id"] == hidden_id)
         if row["engine_e_form"] is not None:
             hidden_on_final_hull = _r(hull.distance(hidden.composition, row["engine_e_form"]))
-    return {
+    return reachability({
         "hidden": hidden_id,
         "formula": formula,
         "hidden_primitive_sites": len(hidden.structure.get_primitive_structure()),
@@ -406,7 +423,7 @@ def rediscovery_run(
         ),
         "hidden_phase_e_above_final_hull": hidden_on_final_hull,
         "candidates_of_formula": rows,
-    }
+    })  # fmt: skip
 
 
 # ---------------------------------------------------------------- output
@@ -484,6 +501,8 @@ def main() -> None:
         if "hull" in result:
             own_element_offsets(result["hull"])
             plot(result, args.out.with_suffix(".png"))
+        for run in result.get("rediscovery", []):
+            reachability(run)
         args.out.write_text(json.dumps(result, indent=2))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
