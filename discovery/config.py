@@ -388,6 +388,15 @@ class SimulatorConfig(_Section):
     )
 
     @property
+    def energy_scheme(self) -> str:
+        """How formation energies are taken: "own" (the simulator's elemental references),
+        "mp2020" (MP2020 corrections, then MP's references) or "mp2020_native" (energies
+        already MP2020-corrected by the model itself: MP's references only)."""
+        if self.formation_energy != "mp2020":
+            return "own"
+        return "mp2020_native" if get_backend(self.name).mp2020_corrected else "mp2020"
+
+    @property
     def fidelity(self) -> str:
         return self.label or self.name
 

@@ -36,9 +36,12 @@ class Backend:
 
     ``subprocess`` back-ends relax each structure in a child process killed at the wall-time
     limit, ``max_seconds`` when the settings give none. ``mp_compatible`` back-ends were
-    trained on (MP2020-corrected) Materials Project data, so MP's corrections and elemental
-    references apply to them. ``elements`` are those the back-end has parameters for (None =
-    no restriction known), checked when a config is loaded; ``elements_lookup`` is a
+    trained on Materials Project data, so MP's corrections and elemental references apply to
+    them; ``mp2020_corrected`` ones were trained on MP2020-corrected energies (CHGNet) and
+    predict energies already on that scale, so only MP's elemental references are
+    subtracted (correcting them again would count the corrections twice). ``elements`` are
+    those the back-end has parameters for (None = no restriction known), checked when a
+    config is loaded; ``elements_lookup`` is a
     ``"module:function"`` that finds them at run time instead (GPAW: the PAW setups
     installed), never called at config load. ``extra`` is the pip extra the back-end needs.
     """
@@ -49,6 +52,7 @@ class Backend:
     subprocess: bool = False
     max_seconds: float | None = None
     mp_compatible: bool = False
+    mp2020_corrected: bool = False
     elements: frozenset[str] | None = None
     elements_lookup: str | None = None
     options_check: str | None = None
@@ -209,6 +213,10 @@ for _backend in (
         factory="simulators.calculators:make_chgnet",
         batch_factory="simulators.batch_models:CHGNetBatch",
         mp_compatible=True,
+        # CHGNet learned MPtrj's corrected energies: its MnO is -8.98 eV/atom against MP's
+        # corrected -9.05 and raw -7.86, and Matbench Discovery's CHGNet formation energies
+        # are its raw energies minus MP's elemental references (checked on the WBM sample).
+        mp2020_corrected=True,
         elements=CHGNET_ELEMENTS,
         description="CHGNet 0.3.0, trained on MPtrj",
     ),

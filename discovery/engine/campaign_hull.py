@@ -35,13 +35,19 @@ def formation_energies(pairs, scheme: str = "own") -> dict[int, float]:
 
     scheme "own": against the lowest-energy elemental references of the same fidelity;
     "mp2020": MP2020-corrected energy against MP's elemental references
-    (`discovery.domain.mp2020_corrections`).
+    (`discovery.domain.mp2020_corrections`); "mp2020_native": the energy as it is (a model
+    trained on corrected energies) against MP's elemental references.
     """
     if scheme == "mp2020":
         return _mp2020_formation_energies(pairs)
-    mu = elemental_chemical_potentials(
-        (Composition(c.formula), k.energy_per_atom) for c, k in pairs if c.is_reference
-    )
+    if scheme == "mp2020_native":
+        from discovery.domain.mp_elemental_references import mp_chemical_potentials
+
+        mu = mp_chemical_potentials()
+    else:
+        mu = elemental_chemical_potentials(
+            (Composition(c.formula), k.energy_per_atom) for c, k in pairs if c.is_reference
+        )
     out: dict[int, float] = {}
     for cand, calc in pairs:
         try:
@@ -119,7 +125,7 @@ def current_hull(
     sim = ctx.config.ladder[rung]
     mode = mode or hull_mode(ctx, rung)
     pairs = validated_pairs(session, ctx.campaign_id, sim.fidelity)
-    e_form = formation_energies(pairs, sim.formation_energy)
+    e_form = formation_energies(pairs, sim.energy_scheme)
     comps = {c.id: Composition(c.formula) for c, _ in pairs}
     if mode == DATABASE:
         references = {c.id for c, _ in pairs if c.is_reference}

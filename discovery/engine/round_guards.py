@@ -89,7 +89,7 @@ def round_guards(
     ) | {c.chemical_system for c in picked}
     pairs = ctx.validated_pairs(session)
     n_real = sum(1 for cand, _ in pairs if cand.is_reference and cand.id not in holdout)
-    holdout_mae = _holdout_mae(pairs, ensemble, holdout, ctx.config.simulator.formation_energy)
+    holdout_mae = _holdout_mae(pairs, ensemble, holdout, ctx.config.simulator.energy_scheme)
     history = [
         (row.metrics or {}).get("holdout_mae")
         for row in session.scalars(

@@ -59,7 +59,7 @@ def _parity_data(
     by the model that screened them."""
     if screen_model is None:
         return [], [], []
-    e_form = formation_energies(ctx.validated_pairs(session), ctx.config.simulator.formation_energy)
+    e_form = formation_energies(ctx.validated_pairs(session), ctx.config.simulator.energy_scheme)
     found = session.execute(
         select(Prediction.candidate_id, Prediction.e_form_mean, Prediction.e_form_std)
         .join(Calculation, Calculation.candidate_id == Prediction.candidate_id)

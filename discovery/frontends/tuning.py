@@ -112,7 +112,7 @@ def tune(camp: OpenCampaign, trials: int, output: Path, epochs: int | None = Non
             session,
             camp.campaign_id,
             camp.fidelity,
-            scheme=camp.config.simulator.formation_energy,
+            scheme=camp.config.simulator.energy_scheme,
         )
     if len(ids) < 8:
         raise ValueError(

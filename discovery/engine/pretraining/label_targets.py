@@ -98,7 +98,7 @@ def _wall_means(session: Session, campaign_id: int) -> dict[str, float]:
 def training_set(session: Session, campaign_id: int, config: PretrainConfig) -> TrainingSet:
     """Every usable label as a target; the data card's numbers on sizes, discards and the
     single-point correction."""
-    scheme = config.teacher.formation_energy
+    scheme = config.teacher.energy_scheme
     limit = config.labels.max_abs_e_form
     relax_fid, single_fid = relaxed_fidelity(config), single_point_fidelity(config)
     relaxed = validated_pairs(session, campaign_id, relax_fid)

@@ -59,7 +59,7 @@ def run(ctx: CampaignContext, round_index: int) -> None:
             ctx.campaign_id,
             ctx.fidelity,
             frozenset(holdout),
-            ctx.config.simulator.formation_energy,
+            ctx.config.simulator.energy_scheme,
         )
         previous = latest_model(ctx, session, before_round=round_index)
         # A campaign that starts from a checkpoint keeps what it learnt: every round
