@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import platform
+import sqlite3
 import tempfile
 import time
 from importlib.metadata import version
@@ -56,6 +57,7 @@ def summarise(directory: Path, total_wall_s: float | None) -> dict:
         "campaign": camp.config.name,
         "simulator": camp.fidelity,
         "rounds": rounds,
+        "known_phases": known_phase_summary(directory),
         "total_wall_s": total_wall_s,
         "ratios": {
             "hit_rate_guided_over_random_round0": _ratio(later_hit, first.get("hit_rate")),
@@ -75,6 +77,44 @@ def summarise(directory: Path, total_wall_s: float | None) -> dict:
             "torch": version("torch"),
             "chgnet": version("chgnet"),
         },
+    }
+
+
+def known_phase_summary(directory: Path) -> dict:
+    """What the campaign was judged against: the known phases on its last hull, the
+    candidates that turned out known, and the novelty of what reached the review queue."""
+    with sqlite3.connect(directory / "campaign.db") as con:
+        known = con.execute("SELECT count(*) FROM candidates WHERE origin = 'known'").fetchone()
+        last = con.execute("SELECT max(round_index) FROM hull_results").fetchone()[0]
+        on_hull = con.execute(
+            "SELECT count(DISTINCT h.candidate_id) FROM hull_results h JOIN candidates c "
+            "ON c.id = h.candidate_id WHERE c.origin = 'known' AND h.round_index = ?",
+            (last,),
+        ).fetchone()
+        novelty = dict(
+            con.execute(
+                "SELECT coalesce(novelty, 'unchecked'), count(*) FROM candidates "
+                "WHERE NOT is_reference AND status = 'validated' GROUP BY 1"
+            ).fetchall()
+        )
+        queued = dict(
+            con.execute(
+                "SELECT coalesce(c.novelty, 'unchecked'), count(*) FROM review_queue q "
+                "JOIN candidates c ON c.id = q.candidate_id GROUP BY 1"
+            ).fetchall()
+        )
+        rediscovered = [
+            f"{uid} = {known_id}"
+            for uid, known_id in con.execute(
+                "SELECT uid, known_id FROM candidates WHERE novelty = 'known' ORDER BY uid"
+            )
+        ]
+    return {
+        "known_phases": known[0],
+        "known_phases_in_last_hull": on_hull[0],
+        "validated_by_novelty": novelty,
+        "queued_by_novelty": queued,
+        "rediscovered": rediscovered,
     }
 
 

@@ -42,6 +42,10 @@ def elements_supported(name: str) -> set[str] | None:
     return None if backend.elements is None else set(backend.elements)
 
 
+# What the relaxation code asks of a calculator, through ase.Atoms.
+_CALCULATOR_METHODS = ("get_potential_energy", "get_forces", "get_stress")
+
+
 def make_calculator(name: str, device: str = "cpu", **options: Any) -> BaseCalculator:
     """A fresh ASE calculator for ``name`` (see ``simulators.registry``).
 
@@ -56,10 +60,12 @@ def make_calculator(name: str, device: str = "cpu", **options: Any) -> BaseCalcu
     backend = get_backend(name)
     factory = resolve(backend.factory)
     calc = factory(device, **options) if backend.takes_device else factory(**options)
-    if not isinstance(calc, BaseCalculator):
+    # Duck-typed: GPAW's new calculator implements ASE's interface without deriving from
+    # BaseCalculator, and a user's factory may do the same.
+    if not all(callable(getattr(calc, m, None)) for m in _CALCULATOR_METHODS):
         raise TypeError(
             f"{backend.factory!r} returned {type(calc).__name__}, not an ASE calculator "
-            "(ase.calculators.calculator.BaseCalculator)"
+            f"(it needs {', '.join(_CALCULATOR_METHODS)})"
         )
     return calc
 
