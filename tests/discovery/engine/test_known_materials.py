@@ -144,7 +144,8 @@ def mn_o_context(tmp_path, shared_data):
     data = {
         "name": "mn-o",
         "chemical_systems": ["Mn-O"],
-        "simulator": {"name": "chgnet", "formation_energy": "mp2020"},
+        # SevenNet-0 learned MP's raw energies, which are given raw below and corrected
+        "simulator": {"name": "sevennet", "formation_energy": "mp2020"},
         "references": {"sources": [{"entries": str(entries_file)}], "hull_mode": "database"},
     }
     cfg = parse_config(data)
@@ -167,7 +168,7 @@ def mn_o_context(tmp_path, shared_data):
             energy = entry.uncorrected_energy_per_atom + (0.2 if rec.parent == "mp-19006" else 0)
             session.add(
                 Calculation(
-                    candidate_id=row.id, simulator="chgnet", fidelity="chgnet", round_index=-1,
+                    candidate_id=row.id, simulator="sevennet", fidelity="sevennet", round_index=-1,
                     ok=True, converged=True, steps=1, wall_s=0.0,
                     energy=energy * len(rec.structure), energy_per_atom=energy,
                     final_structure=rec.structure.as_dict(),
@@ -217,7 +218,7 @@ def _validated(ctx, session, uid: str, structure: Structure, energy_per_atom: fl
     session.flush()
     session.add(
         Calculation(
-            candidate_id=row.id, simulator="chgnet", fidelity="chgnet", round_index=0, ok=True,
+            candidate_id=row.id, simulator="sevennet", fidelity="sevennet", round_index=0, ok=True,
             converged=True, steps=1, wall_s=0.0, energy=energy_per_atom * len(structure),
             energy_per_atom=energy_per_atom, final_structure=structure.as_dict(),
         )
@@ -253,7 +254,7 @@ def test_each_validated_candidate_is_novel_known_or_a_new_polymorph(mn_o_context
     assert counts == {"novelty_known": 1, "novelty_new_polymorph": 1, "novelty_novel": 1}
     with ctx.db.session() as session:
         rows = {c.uid: (c.novelty, c.known_id) for c in session.query(Candidate)}
-        queued = fill_queue(session, ctx.campaign_id, "chgnet", 0, size=5)
+        queued = fill_queue(session, ctx.campaign_id, "sevennet", 0, size=5)
         in_queue = {q.candidate_id for q in session.query(ReviewItem)}
     assert rows["r0-a"] == ("known", "mp-19006")
     assert rows["r0-b"] == ("new polymorph", None) and rows["r0-c"] == ("novel", None)
