@@ -57,6 +57,20 @@ def known_phases(config: CampaignConfig, db: Database | None = None) -> list[Kno
     return merged
 
 
+def known_phases_in_store(config: CampaignConfig, store_url: str | None) -> list[KnownPhase]:
+    """`known_phases` with the store at `store_url` (None: no store yet) as the cache of
+    fetched phases: read from it, and what was fetched now kept in it."""
+    if store_url is None:
+        return known_phases(config)
+    db = Database(store_url)
+    try:
+        phases = known_phases(config, db)
+        remember_fetched(db, phases)
+        return phases
+    finally:
+        db.dispose()
+
+
 def _describe(source: KnownSourceConfig) -> str:
     return f"{source.kind} {source.path}" if source.path else source.kind
 

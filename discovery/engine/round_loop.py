@@ -16,13 +16,13 @@ from discovery.engine import reference_set as references
 from discovery.engine.campaign_directory import STORE_FILE, CampaignDirectory
 from discovery.engine.context import CampaignContext
 from discovery.engine.initial_model import init_checkpoint, register_init_model
-from discovery.engine.known_phases import known_phases, remember_fetched
+from discovery.engine.known_phases import known_phases_in_store, remember_fetched
 from discovery.engine.progress import StageProgress
 from discovery.engine.round_report import report_round
 from discovery.engine.stages import generate, hull, learn, promote, review, screen, validate
 from discovery.engine.stages import select as select_stage
 from discovery.engine.tracking import Tracker
-from discovery.store import Campaign, Database, Round
+from discovery.store import Campaign, Round
 from discovery.store.schema import utcnow
 
 if TYPE_CHECKING:
@@ -119,17 +119,13 @@ def _known_phases(config: CampaignConfig, location: CampaignDirectory) -> list[K
     error becomes a ConfigError."""
     if not config.references.sources:
         return []
-    db = None
-    url = location.store_url(config)
-    if not url.startswith("sqlite:") or (location.path / STORE_FILE).is_file():
-        db = Database(url)
+    url: str | None = location.store_url(config)
+    if url is not None and url.startswith("sqlite:") and not (location.path / STORE_FILE).is_file():
+        url = None  # no store yet: looking must not create one
     try:
-        return known_phases(config, db)
+        return known_phases_in_store(config, url)
     except KnownSourceError as err:
         raise ConfigError(f"invalid value for 'references.sources': {err}") from None
-    finally:
-        if db is not None:
-            db.dispose()
 
 
 def _round(ctx: CampaignContext, session: Session, r: int) -> Round:

@@ -575,23 +575,16 @@ def _reference_config(systems, config, source, entries, structures):
 def _gather_known(cfg, directory: Path | None):
     from discovery.domain.known.phase import KnownSourceError
     from discovery.engine.campaign_directory import CampaignDirectory
-    from discovery.engine.known_phases import known_phases, remember_fetched
-    from discovery.store import Database
+    from discovery.engine.known_phases import known_phases_in_store
 
-    db = None
+    url = None
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
-        db = Database(CampaignDirectory(directory).store_url(cfg))
+        url = CampaignDirectory(directory).store_url(cfg)
     try:
-        phases = known_phases(cfg, db)
-        if db is not None:
-            remember_fetched(db, phases)
-        return phases
+        return known_phases_in_store(cfg, url)
     except KnownSourceError as e:
         raise _fail(str(e)) from None
-    finally:
-        if db is not None:
-            db.dispose()
 
 
 @app.command()
