@@ -24,6 +24,14 @@ log = logging.getLogger(__name__)
 
 INIT_VERSION = "init"
 INIT_FILE = "init.pt"
+# The checkpoint `model.init: bundled` names: written by `discovery pretrain
+# campaigns/pretrain-oxides.yaml`, shipped with its data card (discovery/data/pretrained/).
+BUNDLED_CHECKPOINT = "oxides-1.pt"
+
+
+def bundled_checkpoint() -> Path:
+    """Where the installed package keeps its pretrained checkpoint."""
+    return Path(__file__).resolve().parents[1] / "data" / "pretrained" / BUNDLED_CHECKPOINT
 
 
 def _refuse(text: str) -> ConfigError:
@@ -66,13 +74,10 @@ def init_checkpoint(config: CampaignConfig) -> Path | None:
     init = config.model.init
     if init == INIT_SCRATCH:
         return None
-    if init == INIT_BUNDLED:
-        raise _refuse(
-            "no bundled checkpoint ships yet; give the path of a checkpoint that "
-            "`discovery pretrain` wrote, or scratch"
-        )
-    path = Path(init)
+    path = bundled_checkpoint() if init == INIT_BUNDLED else Path(init)
     if not path.is_file():
+        if init == INIT_BUNDLED:
+            raise _refuse(f"the bundled checkpoint is missing from this installation ({path})")
         raise _refuse(f"checkpoint {path} not found")
     from models.checkpoints import CheckpointMismatchError, read_checkpoint
 
