@@ -347,3 +347,28 @@ def test_init_bundled_and_a_missing_checkpoint_fail_clearly(tmp_path):
     with pytest.raises(ConfigError, match="model.init.*not found"):
         init_checkpoint(missing)
     assert load_config(_campaign(tmp_path / "s.yaml", "scratch")).model.init == "scratch"
+
+
+def test_a_checkpoint_without_a_replay_set_replays_nothing(pretrained, tmp_path):
+    import shutil
+
+    from discovery.engine.initial_model import _source_replay
+
+    out, _, _ = pretrained
+    assert _source_replay(out / "tiny-v0.pt") == out / "tiny-v0.replay.json.gz"
+    alone = tmp_path / "tiny-v0.pt"
+    shutil.copyfile(out / "tiny-v0.pt", alone)
+    assert _source_replay(alone) is None
+
+
+def test_the_modules_that_build_training_data_never_touch_predictions():
+    """Structural half of the rule: training targets come from calculations and teacher
+    labels; the code that assembles them does not name the predictions table."""
+    import inspect
+
+    from discovery.engine import ensembles, replay_set
+    from discovery.engine.pretraining import label_targets
+    from discovery.engine.stages import learn
+
+    for module in (ensembles, replay_set, label_targets, learn):
+        assert "Prediction" not in inspect.getsource(module), module.__name__
