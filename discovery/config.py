@@ -212,6 +212,32 @@ class GenerationConfig(_Section):
         return v
 
 
+class ReplayConfig(_Section):
+    """Synthetic (teacher-labelled) entries mixed into each round's fine-tuning when the
+    campaign starts from a checkpoint that `discovery pretrain` wrote with its replay set:
+    they keep what pretraining taught while real data is scarce, weigh less than real data and
+    give way as it grows (count = round(size * halving / (halving + real entries)))."""
+
+    enabled: bool = Field(
+        True, description="Replay synthetic entries (only with a model.init checkpoint)."
+    )
+    size: int = Field(
+        256, ge=0, description="Synthetic entries mixed in while there is no real data yet."
+    )
+    halving: int = Field(
+        32,
+        ge=1,
+        description="Real training entries at which the synthetic count has halved.",
+    )
+    weight: float = Field(
+        0.25,
+        gt=0,
+        lt=1,
+        description="Loss weight of a synthetic entry relative to a real one (below 1: real "
+        "data always counts more).",
+    )
+
+
 class ModelConfig(_Section):
     """The deep ensemble that screens candidates: a crystal GNN, or a composition model."""
 
@@ -256,6 +282,10 @@ class ModelConfig(_Section):
         "mean",
         description="How one member combines its augmented predictions: mean, or min (the "
         "volume that suits the candidate best, as a relaxation would find).",
+    )
+    replay: ReplayConfig = Field(
+        default_factory=ReplayConfig,
+        description="Campaigns only: synthetic entries replayed in fine-tuning.",
     )
 
     @field_validator("volume_augmentation")
@@ -842,6 +872,13 @@ class PretrainConfig(_Section):
         description="Chemical systems to generate over, e.g. ['Cu-Au', 'Li-Mn-O', 'Na-Cl'].",
     )
     seed: int = Field(0, ge=0, description="Seed for generation, the relaxed subset, training.")
+    replay_max: int = Field(
+        2000,
+        ge=1,
+        description="Most training entries written to the replay set beside the checkpoint "
+        "(campaigns replay them in fine-tuning); a larger set is sampled, seeded and balanced "
+        "across chemical systems.",
+    )
     generation: GenerationConfig = Field(
         default_factory=GenerationConfig,
         description="The campaign's generators; budgets are per chemical system.",

@@ -117,10 +117,13 @@ class Ensemble:
         init_from: Ensemble | None = None,
         on_epoch: Callable[[EpochLog], None] | None = None,
         graph_cache: GraphCache | None = None,
+        weights: Sequence[float] | None = None,
     ) -> TrainReport:
         """`on_epoch` gets an EpochLog after every epoch of every member. With a validation
         split, the members' spread is scaled to match the validation errors (NLL-optimal).
-        `graph_cache` (crystal models) reuses and keeps the structures' graphs."""
+        `graph_cache` (crystal models) reuses and keeps the structures' graphs. `weights`
+        (finite, > 0, one per structure) weight each sample's loss and its share of the
+        validation MAE that early stopping watches; None weighs all alike."""
         if len(structures) == 0:
             raise ValueError("cannot fit an ensemble on an empty dataset")
         if len(structures) != len(targets):
@@ -134,6 +137,7 @@ class Ensemble:
         y = torch.tensor([float(t) for t in targets], dtype=torch.float64)
         if not bool(torch.isfinite(y).all()):
             raise ValueError("targets contain NaN or infinite values")
+        w = _checked_weights(weights, len(structures))
         graphs = self._graphs(structures, graph_cache)
         formulas = [self.kind.group_key(s) for s in structures]
         train_idx, val_idx = grouped_split(formulas, train.val_fraction, self.seed)
@@ -170,6 +174,8 @@ class Ensemble:
                     self.device,
                     _in_ev(on_epoch, k, std),
                     self.kind.prepare,
+                    None if w is None else w[train_idx],
+                    None if w is None else w[val_idx],
                 )
             )
             self.members[k] = model
@@ -320,6 +326,17 @@ class Ensemble:
         ensemble._extra = payload.get("extra") or {}
         ensemble._trained = True
         return ensemble
+
+
+def _checked_weights(weights: Sequence[float] | None, n: int) -> torch.Tensor | None:
+    if weights is None:
+        return None
+    if len(weights) != n:
+        raise ValueError(f"got {n} structures but {len(weights)} weights; lengths must match")
+    w = torch.tensor([float(v) for v in weights], dtype=torch.float64)
+    if not bool(torch.isfinite(w).all()) or bool((w <= 0).any()):
+        raise ValueError("weights must be finite and > 0")
+    return w
 
 
 def _scaled(structures: Sequence[Any], factor: float) -> list[Any]:

@@ -54,6 +54,14 @@ def predict_standardised(
     return torch.stack([torch.cat(out) for out in outputs])
 
 
+def _weighted_mae(pred: Tensor, target: Tensor, weights: Tensor | None) -> float:
+    errors = (pred - target).abs()
+    if weights is None:
+        return float(errors.mean())
+    w = weights.to(errors.dtype)
+    return float((w * errors).sum() / w.sum())
+
+
 def train_member(
     model: nn.Module,
     train_graphs: Sequence[Data],
@@ -65,15 +73,20 @@ def train_member(
     device: torch.device,
     on_epoch: Callable[[int, float, float | None], None] | None = None,
     prepare: Prepare = _unchanged,
+    train_w: Tensor | None = None,
+    val_w: Tensor | None = None,
 ) -> int:
     """Fit `model` in place to standardised targets; returns the number of epochs run.
 
     With a validation set, the weights of the best validation epoch are restored. `on_epoch`
     gets (epoch, mean training loss, standardised validation MAE or None) after every epoch; a
     hyper-parameter search reports and prunes from there, inside the loop (an exception it
-    raises propagates)."""
+    raises propagates). `train_w` and `val_w` weight each sample in the loss and in the
+    validation MAE (sum(w*l)/sum(w)), so that less trusted labels count less; None weighs
+    every sample alike."""
     dtype = next(model.parameters()).dtype
     targets = train_y.to(device, dtype)
+    weights = train_w.to(device, dtype) if train_w is not None else None
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
@@ -89,25 +102,37 @@ def train_member(
         model.train()
         order = torch.randperm(len(train_graphs), generator=shuffle)
         loss_sum = torch.zeros((), device=device, dtype=dtype)
+        weight_sum = torch.zeros((), device=device, dtype=dtype)
         for start in range(0, len(order), settings.batch_size):
             idx = order[start : start + settings.batch_size]
             batch = _batch([train_graphs[i] for i in idx.tolist()], device, prepare)
-            loss = nn.functional.huber_loss(
-                model(batch), targets[idx.to(device)], delta=_HUBER_DELTA
-            )
+            on_device = idx.to(device)
+            if weights is None:
+                loss = nn.functional.huber_loss(
+                    model(batch), targets[on_device], delta=_HUBER_DELTA
+                )
+                batch_weight = torch.tensor(float(len(idx)), device=device, dtype=dtype)
+            else:
+                w = weights[on_device]
+                per_sample = nn.functional.huber_loss(
+                    model(batch), targets[on_device], delta=_HUBER_DELTA, reduction="none"
+                )
+                batch_weight = w.sum()
+                loss = (w * per_sample).sum() / batch_weight
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            loss_sum += loss.detach() * len(idx)  # no device sync per batch
+            loss_sum += loss.detach() * batch_weight  # no device sync per batch
+            weight_sum += batch_weight
         scheduler.step()
-        train_loss = float(loss_sum) / max(len(order), 1)
+        train_loss = float(loss_sum) / max(float(weight_sum), 1e-12) if len(order) else 0.0
 
         if not val_graphs:
             if on_epoch is not None:
                 on_epoch(epoch, train_loss, None)
             continue
         val_pred = predict_standardised([model], val_graphs, 256, device, prepare)[0]
-        val_mae = float((val_pred - val_y).abs().mean())
+        val_mae = _weighted_mae(val_pred, val_y, val_w)
         if on_epoch is not None:
             on_epoch(epoch, train_loss, val_mae)
         if val_mae < best_val:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from discovery.config import INIT_BUNDLED, INIT_SCRATCH, CampaignConfig, ConfigError
 from discovery.engine.context import CampaignContext
 from discovery.engine.ensembles import settings_for
+from discovery.engine.replay_set import copy_replay, replay_path
 from discovery.store import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,11 @@ def register_init_model(ctx: CampaignContext, path: Path | None) -> None:
         os.close(fd)
         shutil.copyfile(path, tmp)
         os.replace(tmp, target)
+        replay = _source_replay(path)
+        if replay is None:
+            log.info("model: checkpoint %s has no replay set; fine-tuning replays nothing", path)
+        else:
+            copy_replay(replay, replay_path(target))
         session.add(
             ModelVersion(
                 campaign_id=ctx.campaign_id,
@@ -130,6 +136,23 @@ def register_init_model(ctx: CampaignContext, path: Path | None) -> None:
             )
         )
     log.info("model: starting from checkpoint %s", path)
+
+
+def _source_replay(checkpoint: Path) -> Path | None:
+    """The replay set `discovery pretrain` wrote beside `checkpoint` (named in its extra),
+    or None for a checkpoint without one."""
+    from models.checkpoints import read_checkpoint
+
+    extra = read_checkpoint(checkpoint).get("extra") or {}
+    name = (extra.get("pretrain") or {}).get("replay")
+    path = checkpoint.parent / name if name else replay_path(checkpoint)
+    return path if path.is_file() else None
+
+
+def init_replay(ctx: CampaignContext) -> Path | None:
+    """The campaign's copy of its starting checkpoint's replay set, None without one."""
+    path = replay_path(ctx.checkpoint_dir / INIT_FILE)
+    return path if path.is_file() else None
 
 
 def guided_by(ctx: CampaignContext, version: str) -> str | None:

@@ -11,6 +11,7 @@ from pymatgen.core import Composition
 from sqlalchemy import select
 
 from discovery.domain.collapse_guards import diversity, guard_warnings
+from discovery.domain.synthetic_share import share_not_falling
 from discovery.engine.campaign_hull import current_hull, formation_energies
 from discovery.engine.context import CampaignContext
 from discovery.store import Calculation, Candidate, Round
@@ -64,8 +65,11 @@ def round_guards(
     ensemble,
     holdout: set[int],
     n_train: int,
+    synthetic: tuple[int, float | None] | None = None,
 ) -> dict:
-    """Guard metrics of this round and the warnings they raise (logged here too)."""
+    """Guard metrics of this round and the warnings they raise (logged here too).
+    `synthetic` is this round's (real training entries, synthetic share) when it replayed
+    teacher-labelled entries."""
     picked = [
         Composition(formula)
         for formula in session.scalars(
@@ -90,14 +94,15 @@ def round_guards(
     pairs = ctx.validated_pairs(session)
     n_real = sum(1 for cand, _ in pairs if cand.is_reference and cand.id not in holdout)
     holdout_mae = _holdout_mae(pairs, ensemble, holdout, ctx.config.simulator.energy_scheme)
-    history = [
-        (row.metrics or {}).get("holdout_mae")
+    earlier = [
+        row.metrics or {}
         for row in session.scalars(
             select(Round)
             .where(Round.campaign_id == ctx.campaign_id, Round.index < round_index)
             .order_by(Round.index)
         )
     ]
+    history = [m.get("holdout_mae") for m in earlier]
     div = diversity(picked)
     guards = ctx.config.guards
     warnings = guard_warnings(
@@ -109,6 +114,14 @@ def round_guards(
         guards.min_chemsys_share,
         guards.min_rise_fraction,
     )
+    if synthetic is not None and share_not_falling(
+        [(m["train_real"], m.get("synthetic_share")) for m in earlier if "train_real" in m]
+        + [synthetic]
+    ):
+        warnings.append(
+            f"the synthetic share of training ({synthetic[1]:.2f}) did not fall while real "
+            "entries grew: check model.replay"
+        )
     for text in warnings:
         log.warning("round %d: %s", round_index, text)
     return {

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from discovery.config import INIT_SCRATCH
 from discovery.domain.records import RungMetricKeys
 from discovery.engine.campaign_directory import OpenCampaign
 from discovery.store import Candidate, HullResult, ReviewItem, Round
@@ -21,7 +22,8 @@ ROUND_COLUMNS = {
 
 
 def round_columns(camp: OpenCampaign) -> dict[str, str]:
-    """ROUND_COLUMNS plus, on a fidelity ladder, what each higher rung did with its picks."""
+    """ROUND_COLUMNS plus, on a fidelity ladder, what each higher rung did with its picks, and
+    from a pretrained checkpoint, the real and synthetic training entries."""
     columns = dict(ROUND_COLUMNS)
     wall = columns.pop("wall_s")
     fids = camp.fidelities
@@ -30,6 +32,11 @@ def round_columns(camp: OpenCampaign) -> dict[str, str]:
         columns[keys.promoted] = f"to {keys.rung}"
         columns[keys.stable] = f"stable {keys.rung}"
         columns[keys.agreement_mae] = f"MAE {keys.below}/{keys.rung}"
+    if camp.config.model.init != INIT_SCRATCH:
+        # A campaign from a checkpoint replays synthetic entries; their share should fall.
+        columns["train_real"] = "real"
+        columns["train_synthetic"] = "synthetic"
+        columns["synthetic_share"] = "synth. share"
     columns["wall_s"] = wall
     return columns
 

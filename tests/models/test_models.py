@@ -253,7 +253,28 @@ def test_bad_inputs_are_rejected(dataset):
         ensemble.fit(structures, targets[:-1], QUICK)
     with pytest.raises(ValueError, match="empty"):
         ensemble.fit([], [], QUICK)
+    with pytest.raises(ValueError, match="weights; lengths must match"):
+        ensemble.fit(structures, targets, QUICK, weights=[1.0])
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite and > 0"):
+            ensemble.fit(structures, targets, QUICK, weights=[1.0] * (len(targets) - 1) + [bad])
     assert not ensemble.is_trained
+
+
+def test_the_heavily_weighted_of_two_conflicting_labels_wins():
+    """The same two structures labelled twice, 0 and 1 eV/atom: weighted 9:1, the fit lands
+    near the weighted mean (0.1), not the plain one (0.5)."""
+    structures = [fcc("Cu", 3.6), fcc("Al", 4.0)] * 4
+    targets = [0.0, 0.0, 1.0, 1.0] * 2
+    weights = [9.0, 9.0, 1.0, 1.0] * 2
+    train = TrainSettings(epochs=60, lr=1e-2, batch_size=8, val_fraction=0.0, patience=60)
+    ensemble = Ensemble(SMALL, n_members=1, seed=0, device="cpu")
+    ensemble.fit(structures, targets, train, weights=weights)
+    heavy = predictions(ensemble, structures[:2])[:, 0]
+    assert heavy == pytest.approx([0.1, 0.1], abs=0.05)
+    flipped = Ensemble(SMALL, n_members=1, seed=0, device="cpu")
+    flipped.fit(structures, targets, train, weights=[1.0, 1.0, 9.0, 9.0] * 2)
+    assert predictions(flipped, structures[:2])[:, 0] == pytest.approx([0.9, 0.9], abs=0.05)
 
 
 # --- checkpoints --------------------------------------------------------------------------
@@ -410,3 +431,11 @@ def test_volume_augmentation(fitted, dataset):
     assert [s.volume for s in structures] == [s.volume for s in dataset[0]]
     with pytest.raises(ValueError, match="aggregate"):
         ensemble.predict(structures, volume_scales=scales, aggregate="max")
+
+
+def test_validation_mae_is_weighted_like_the_loss():
+    from models.training import _weighted_mae
+
+    pred, target = torch.tensor([0.0, 0.0]), torch.tensor([1.0, 3.0])
+    assert _weighted_mae(pred, target, None) == pytest.approx(2.0)
+    assert _weighted_mae(pred, target, torch.tensor([3.0, 1.0])) == pytest.approx(1.5)

@@ -36,6 +36,18 @@ def _table(rows: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _replay_lines(replay: dict[str, Any] | None) -> list[str]:
+    if not replay:
+        return []
+    return [
+        "## Replay set",
+        f"`{replay['file']}` (sha256 `{replay['sha256'][:16]}...`): {replay['entries']} "
+        "teacher-labelled entries that a campaign fine-tuning from this checkpoint mixes in, "
+        "weighted below its real data and fewer as real data grows.",
+        "",
+    ]
+
+
 def markdown(card: dict[str, Any]) -> str:
     """The card as Markdown, for people."""
     labels = card["labels"]
@@ -93,6 +105,7 @@ def markdown(card: dict[str, Any]) -> str:
         "## Model",
         *_table({**card["model"], **card["training"]}),
         "",
+        *_replay_lines(card.get("replay")),
     ]
     return "\n".join(lines)
 

@@ -17,6 +17,7 @@ from discovery.config import PretrainConfig
 from discovery.engine.campaign_hull import formation_energies
 from discovery.engine.pretraining.synthetic_set import prototype_key
 from discovery.engine.pretraining.teacher_labels import relaxed_fidelity, single_point_fidelity
+from discovery.engine.replay_set import ReplayEntry
 from discovery.store import Calculation, Candidate
 from discovery.store.convert import structure_from_json
 from discovery.store.queries import validated_pairs
@@ -31,12 +32,14 @@ CORRECTIONS = ("none", "shift", "linear")
 
 @dataclass
 class TrainingSet:
-    """Structures and targets for the ensemble, with what the data card reports about them."""
+    """Structures and targets for the ensemble, with what the data card reports about them;
+    `entries` holds each labelled entry (one per uid) for the replay set."""
 
     structures: list[Any] = field(default_factory=list)
     targets: list[float] = field(default_factory=list)
     uids: list[str] = field(default_factory=list)
     card: dict[str, Any] = field(default_factory=dict)
+    entries: list[ReplayEntry] = field(default_factory=list)
 
 
 def _fit(method: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -157,15 +160,19 @@ def training_set(session: Session, campaign_id: int, config: PretrainConfig) -> 
             target, kind = a + b * good_single[cand.id], "single_point_corrected"
         else:
             continue
-        kinds["reference" if cand.is_reference else kind] += 1
+        kind = "reference" if cand.is_reference else kind
+        kinds[kind] += 1
         out.structures.append(structure_from_json(cand.structure))
         out.targets.append(target)
         out.uids.append(cand.uid)
-        final = calc_relaxed[cand.id].final_structure if kind == "relaxed" else None
+        final = calc_relaxed[cand.id].final_structure if cand.id in good_relaxed else None
         if final is not None:
             # The relaxed geometry with the same label: the screen meets structures near it.
             out.structures.append(structure_from_json(final))
             out.targets.append(target)
+        out.entries.append(
+            ReplayEntry(cand.uid, cand.chemsys, kind, float(target), cand.structure, final)
+        )
         by_chemsys[cand.chemsys] += 1
         by_generator[cand.origin] += 1
         if not cand.is_reference:

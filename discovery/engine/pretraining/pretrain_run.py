@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from discovery.config import ConfigError, PretrainConfig, dump_pretrain_config
+from discovery.domain.synthetic_share import balanced_sample
 from discovery.engine.ensembles import settings_for
 from discovery.engine.executors import Executor, executor_for
 from discovery.engine.pretraining.data_card import write_card
@@ -30,6 +31,7 @@ from discovery.engine.pretraining.teacher_labels import (
     relaxed_fidelity,
 )
 from discovery.engine.progress import StageProgress
+from discovery.engine.replay_set import replay_path, write_replay
 from discovery.engine.tracking import Tracker
 from discovery.store import Campaign, Database, Round
 from discovery.store.convert import candidate_row
@@ -180,6 +182,18 @@ def _generate(config: PretrainConfig, db: Database, campaign_id: int, progress) 
     )  # fmt: skip
 
 
+def _write_replay(config: PretrainConfig, data, path: Path) -> dict[str, Any]:
+    """Write the training entries a campaign replays when it fine-tunes from the checkpoint
+    (at most `replay_max`, balanced across chemical systems); what the card says of them."""
+    entries = data.entries
+    if len(entries) > config.replay_max:
+        keep = balanced_sample([e.chemsys for e in entries], config.replay_max, config.seed)
+        entries = [entries[i] for i in keep]
+    digest = write_replay(path, entries)
+    log.info("pretrain: replay set %s (%d of %d entries)", path, len(entries), len(data.entries))
+    return {"file": path.name, "sha256": digest, "entries": len(entries)}
+
+
 def _train_and_write(
     config: PretrainConfig,
     out: Path,
@@ -214,6 +228,7 @@ def _train_and_write(
         report = ensemble.fit(data.structures, data.targets, train, on_epoch=on_epoch)
         task.advance()
     checkpoint, card_json = output_paths(config, out)
+    replay = _write_replay(config, data, replay_path(checkpoint))
     training = {
         "train_mae": report.train_mae,
         "val_mae": report.val_mae,
@@ -248,6 +263,7 @@ def _train_and_write(
             "epochs": m.epochs,
         },  # fmt: skip
         "training": training,
+        "replay": replay,
     }
     ensemble.save(
         checkpoint,
@@ -258,6 +274,7 @@ def _train_and_write(
                 "data_card": card_json.name,
                 "teacher": teacher.name,
                 "formation_energy": teacher.formation_energy,
+                "replay": replay["file"],
             },
             "elements": data.card["elements"],
             "n_train": len(data.uids),

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from discovery.config import INIT_SCRATCH
+from discovery.domain.synthetic_share import balanced_sample, synthetic_count, synthetic_share
 from discovery.engine import faults
 from discovery.engine.context import CampaignContext
 from discovery.engine.ensembles import (
@@ -16,6 +17,8 @@ from discovery.engine.ensembles import (
     model_settings,
     training_set,
 )
+from discovery.engine.initial_model import init_replay
+from discovery.engine.replay_set import ReplayEntry, read_replay
 from discovery.engine.round_guards import holdout_reference_ids, round_guards
 from discovery.store import ModelVersion
 from discovery.store.cached_graphs import StoreGraphCache
@@ -45,6 +48,43 @@ def _log_curves(ctx: CampaignContext, round_index: int, curves: list[EpochLog]) 
     ctx.tracker.log_history(run_id, history)
 
 
+def replay_sample(ctx: CampaignContext, round_index: int, n_real: int) -> list[ReplayEntry]:
+    """The synthetic entries this round replays: none from scratch or without a replay set,
+    else a seeded draw (seed and round index: a resumed round draws the same) whose size falls
+    as real entries grow (discovery.domain.synthetic_share)."""
+    replay = ctx.config.model.replay
+    if ctx.config.model.init == INIT_SCRATCH or not replay.enabled:
+        return []
+    path = init_replay(ctx)
+    if path is None:
+        return []
+    entries = read_replay(path)
+    n = min(synthetic_count(replay.size, replay.halving, n_real), len(entries))
+    keep = balanced_sample([e.chemsys for e in entries], n, [ctx.config.seed, round_index])
+    return [entries[i] for i in keep]
+
+
+def _with_replay(
+    structures: list, targets: list[float], synthetic: list[ReplayEntry], weight: float
+) -> tuple[list, list[float], list[float] | None]:
+    """The real set plus the synthetic entries (both geometries of a relaxed one), and the
+    weights: 1 for real, `weight` (< 1) for synthetic; None when nothing is replayed, so an
+    unguided round trains exactly as before."""
+    if not synthetic:
+        return structures, targets, None
+    from pymatgen.core import Structure
+
+    weights = [1.0] * len(structures)
+    structures, targets = list(structures), list(targets)
+    for entry in synthetic:
+        for geometry in (entry.structure, entry.relaxed):
+            if geometry is not None:
+                structures.append(Structure.from_dict(geometry))
+                targets.append(entry.target)
+                weights.append(weight)
+    return structures, targets, weights
+
+
 def run(ctx: CampaignContext, round_index: int) -> None:
     """Retrain the ensemble on every validated structure but the held-out references, save its
     checkpoint and record the round's guards."""
@@ -66,6 +106,8 @@ def run(ctx: CampaignContext, round_index: int) -> None:
         # fine-tunes from the model before it.
         finetune = m.retrain == "finetune" or m.init != INIT_SCRATCH
         init = load_ensemble(ctx, previous) if (finetune and previous) else None
+    synthetic = replay_sample(ctx, round_index, len(ids))
+    structures, targets, weights = _with_replay(structures, targets, synthetic, m.replay.weight)
     ensemble = Ensemble(
         model_settings(ctx),
         n_members=m.n_members,
@@ -81,7 +123,8 @@ def run(ctx: CampaignContext, round_index: int) -> None:
         curves.append(entry)
         faults.point("trained", round_index)
 
-    with ctx.progress.stage(f"round {round_index}: train ({len(ids)} entries)", 1) as task:
+    title = f"round {round_index}: train ({len(ids)} entries, {len(synthetic)} synthetic)"
+    with ctx.progress.stage(title, 1) as task:
         report = ensemble.fit(
             structures,
             targets,
@@ -89,10 +132,16 @@ def run(ctx: CampaignContext, round_index: int) -> None:
             init_from=init,
             on_epoch=on_epoch,
             graph_cache=StoreGraphCache(ctx.db),
+            weights=weights,
         )
         task.advance()
     metrics = {
         "train_entries": len(ids),
+        # Real (simulator-validated) against replayed teacher-labelled entries.
+        "train_real": len(ids),
+        "train_synthetic": len(synthetic),
+        "synthetic_share": synthetic_share(len(ids), len(synthetic)),
+        "synthetic_weight": m.replay.weight if synthetic else None,
         "train_mae": report.train_mae,
         "val_mae": report.val_mae,
         "train_wall_s": report.wall_s,
@@ -104,7 +153,13 @@ def run(ctx: CampaignContext, round_index: int) -> None:
     rel_path = f"checkpoints/{version}.pt"
     ensemble.save(
         ctx.directory / rel_path,
-        extra={"round": round_index, "version": version, "train_ids": ids, "metrics": metrics},
+        extra={
+            "round": round_index,
+            "version": version,
+            "train_ids": ids,
+            "replay_ids": [e.uid for e in synthetic],
+            "metrics": metrics,
+        },
     )
     log.info("model %s: train MAE %.3f eV/atom on %d entries", version, report.train_mae, len(ids))
     with ctx.db.session() as session:
@@ -128,6 +183,14 @@ def run(ctx: CampaignContext, round_index: int) -> None:
         )
         if ctx.config.guards.enabled:
             metrics.update(
-                round_guards(ctx, session, round_index, ensemble, holdout, n_train=len(ids))
+                round_guards(
+                    ctx,
+                    session,
+                    round_index,
+                    ensemble,
+                    holdout,
+                    n_train=len(ids),
+                    synthetic=(len(ids), metrics["synthetic_share"]) if synthetic else None,
+                )
             )
         ctx.mark_stage(session, round_index, "trained", metrics)

@@ -1,6 +1,8 @@
 """`discovery pretrain` on EMT: a tiny run killed mid-labelling resumes without labelling
-anything twice and writes a checkpoint with its data card; a campaign that starts from that
-checkpoint is guided from round 0; a checkpoint that does not fit is refused by field."""
+anything twice and writes a checkpoint with its data card and replay set; a campaign that
+starts from that checkpoint is guided from round 0 and replays a falling share of synthetic
+entries, weighted below its real ones, never its own predictions; a checkpoint that does not
+fit is refused by field."""
 
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ PRETRAIN = {
     "model": {"n_members": 2, "hidden": 16, "layers": 2, "cutoff": 5.0, "epochs": 8},
     "executor": {"kind": "inline"},
 }
+# Small enough that the tiny campaign's few real entries already make the count fall.
+REPLAY = {"size": 12, "halving": 4, "weight": 0.25}
 MODEL = {k: v for k, v in PRETRAIN["model"].items() if k != "epochs"}
 KILL_AT = 7  # the 7th committed label
 
@@ -135,11 +139,11 @@ def test_corrections_are_measured_leave_one_out():
     assert measure_corrections(x, y, "shift")["method"] == "shift"
 
 
-def _campaign(path, checkpoint, **model):
+def _campaign(path, checkpoint, rounds=1, **model):
     data = {
         "name": "guided",
         "chemical_systems": ["Cu-Au"],
-        "rounds": 1,
+        "rounds": rounds,
         "validation_budget": 3,
         "review_size": 1,
         "seed": 0,
@@ -158,40 +162,142 @@ def _campaign(path, checkpoint, **model):
     return write_config(path, data)
 
 
-def test_a_campaign_from_the_checkpoint_is_guided_from_round_0(pretrained, tmp_path):
+@pytest.fixture(scope="module")
+def guided(pretrained, tmp_path_factory):
+    """A two-round campaign from the tiny checkpoint, replaying its synthetic entries: (run
+    directory, stderr)."""
+    out, _, _ = pretrained
+    base = tmp_path_factory.mktemp("guided")
+    config = _campaign(base / "guided.yaml", out / "tiny-v0.pt", rounds=2, replay=REPLAY)
+    run = _cli("run", config, "--dir", base / "run")
+    assert run.returncode == 0, run.stderr[-3000:]
+    return base / "run", run.stderr
+
+
+def test_a_campaign_from_the_checkpoint_is_guided_from_round_0(guided):
     from mlflow.tracking import MlflowClient
 
     from discovery.domain.acquisition import select as acquire
     from discovery.domain.records import ScoredCandidate
 
-    out, _, _ = pretrained
-    config = _campaign(tmp_path / "guided.yaml", out / "tiny-v0.pt")
-    run = _cli("run", config, "--dir", tmp_path / "run")
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "round 0: guided by checkpoint" in " ".join(run.stderr.split())
-    with sqlite3.connect(tmp_path / "run" / "campaign.db") as con:
+    run_dir, stderr = guided
+    assert "round 0: guided by checkpoint" in " ".join(stderr.split())
+    with sqlite3.connect(run_dir / "campaign.db") as con:
         assert con.execute('select screen_model from rounds where "index" = 0').fetchone() == (
             "init",
         )
         versions = dict(con.execute("select version, round_index from model_versions"))
-        assert versions == {"init": -1, "r0": 0}
+        assert versions == {"init": -1, "r0": 0, "r1": 1}
         pool = con.execute(
-            "select id, chemsys, status from candidates where is_reference = 0 order by id"
+            "select id, chemsys, status, round_index from candidates where is_reference = 0 "
+            "order by id"
         ).fetchall()
         n_predicted = con.execute(
             "select count(*) from predictions where model_version = 'init'"
         ).fetchone()[0]
-    assert n_predicted == len(pool)
-    picked = {cid for cid, _, status in pool if status != "generated"}
+        validated_0 = {cid for (cid,) in con.execute(
+            "select candidate_id from calculations where round_index = 0"
+        )}  # fmt: skip
+    round0 = [(cid, chemsys) for cid, chemsys, _, r in pool if r == 0]
+    assert n_predicted == len(round0)
+    picked = {cid for cid, _ in round0 if cid in validated_0}
     # what the cold start would have picked: random, from the select stage's own stream
-    scored = [ScoredCandidate(cid, chemsys, 0.0, 0.0) for cid, chemsys, _ in pool]
+    scored = [ScoredCandidate(cid, chemsys, 0.0, 0.0) for cid, chemsys in round0]
     cold = acquire(scored, 3, "random", np.random.default_rng([0, 0, 2]))
     assert len(picked) == 3 and picked != set(cold)
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=f"sqlite:///{run_dir / 'mlflow.db'}")
     exp = client.get_experiment_by_name("guided")
     runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
     assert runs["round-0"].data.tags["guided_by"].endswith("tiny-v0.pt")
     assert runs["guided"].data.params["model.init"].endswith("tiny-v0.pt")
+    assert runs["round-1"].data.metrics["synthetic_weight"] == REPLAY["weight"]
+
+
+def test_pretrain_writes_a_replay_set_that_matches_its_card(pretrained):
+    from discovery.engine.replay_set import TEACHER_KINDS, read_replay, sha256
+    from models import Ensemble
+
+    out, _, _ = pretrained
+    card = json.loads((out / "tiny-v0.card.json").read_text())
+    replay = out / "tiny-v0.replay.json.gz"
+    assert card["replay"] == {
+        "file": replay.name,
+        "sha256": sha256(replay),
+        "entries": card["labels"]["entries"],  # the tiny set is below replay_max
+    }
+    entries = read_replay(replay)
+    assert len(entries) == card["replay"]["entries"]
+    # teacher labels only: never a model's prediction
+    assert {e.kind for e in entries} <= set(TEACHER_KINDS)
+    assert {e.chemsys for e in entries} == {"Cu", "Au", "Au-Cu"}
+    assert Ensemble.load(out / "tiny-v0.pt", device="cpu").extra["pretrain"]["replay"] == (
+        replay.name
+    )
+    assert "## Replay set" in (out / "tiny-v0.card.md").read_text()
+
+
+def test_a_replay_entry_must_carry_a_teacher_label(tmp_path):
+    from discovery.engine.replay_set import ReplayEntry, write_replay
+
+    entry = ReplayEntry("s-1", "Cu", "prediction", -0.1, {})
+    with pytest.raises(ValueError, match="only teacher labels"):
+        write_replay(tmp_path / "x.replay.json.gz", [entry])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_synthetic_share_falls_as_real_data_grows(guided):
+    run_dir, _ = guided
+    assert (run_dir / "checkpoints" / "init.replay.json.gz").is_file()
+    with sqlite3.connect(run_dir / "campaign.db") as con:
+        rows = [
+            json.loads(m)
+            for (m,) in con.execute('select metrics from rounds order by "index"').fetchall()
+        ]
+    real = [m["train_real"] for m in rows]
+    synthetic = [m["train_synthetic"] for m in rows]
+    share = [m["synthetic_share"] for m in rows]
+    assert real[1] > real[0] > 0
+    assert synthetic[0] > synthetic[1] > 0
+    assert share[0] > share[1]
+    assert all(m["synthetic_weight"] == REPLAY["weight"] < 1 for m in rows)
+    assert not any("synthetic share" in w for m in rows for w in m.get("guard_warnings", []))
+
+
+def test_synthetic_entries_weigh_less_than_real_ones(pretrained):
+    from discovery.engine.replay_set import read_replay
+    from discovery.engine.stages.learn import _with_replay
+
+    out, _, _ = pretrained
+    synthetic = read_replay(out / "tiny-v0.replay.json.gz")[:3]
+    real = [object(), object()]
+    structures, targets, weights = _with_replay(real, [0.1, 0.2], synthetic, 0.25)
+    n_synthetic = sum(1 + (e.relaxed is not None) for e in synthetic)
+    assert len(structures) == len(targets) == len(weights) == 2 + n_synthetic
+    assert weights == [1.0, 1.0] + [0.25] * n_synthetic
+    assert _with_replay(real, [0.1, 0.2], [], 0.25) == (real, [0.1, 0.2], None)
+
+
+def test_training_never_reads_the_models_own_predictions(guided):
+    """The training set comes from simulator calculations only: overwriting every stored
+    prediction leaves it unchanged."""
+    from sqlalchemy import select, update
+
+    from discovery.engine.ensembles import training_set
+    from discovery.store import Database, Prediction
+
+    run_dir, _ = guided
+    db = Database(f"sqlite:///{run_dir / 'campaign.db'}")
+    try:
+        with db.session() as session:
+            before = training_set(session, 1, "emt")
+            session.execute(update(Prediction).values(e_form_mean=99.0, e_hull_mean=99.0))
+        with db.session() as session:
+            assert set(session.scalars(select(Prediction.e_form_mean))) == {99.0}
+            after = training_set(session, 1, "emt")
+    finally:
+        db.dispose()
+    assert before[1] and before[1] == after[1] and before[2] == after[2]
+    assert [s.as_dict() for s in before[0]] == [s.as_dict() for s in after[0]]
 
 
 @pytest.mark.parametrize(
@@ -241,3 +347,28 @@ def test_init_bundled_and_a_missing_checkpoint_fail_clearly(tmp_path):
     with pytest.raises(ConfigError, match="model.init.*not found"):
         init_checkpoint(missing)
     assert load_config(_campaign(tmp_path / "s.yaml", "scratch")).model.init == "scratch"
+
+
+def test_a_checkpoint_without_a_replay_set_replays_nothing(pretrained, tmp_path):
+    import shutil
+
+    from discovery.engine.initial_model import _source_replay
+
+    out, _, _ = pretrained
+    assert _source_replay(out / "tiny-v0.pt") == out / "tiny-v0.replay.json.gz"
+    alone = tmp_path / "tiny-v0.pt"
+    shutil.copyfile(out / "tiny-v0.pt", alone)
+    assert _source_replay(alone) is None
+
+
+def test_the_modules_that_build_training_data_never_touch_predictions():
+    """Structural half of the rule: training targets come from calculations and teacher
+    labels; the code that assembles them does not name the predictions table."""
+    import inspect
+
+    from discovery.engine import ensembles, replay_set
+    from discovery.engine.pretraining import label_targets
+    from discovery.engine.stages import learn
+
+    for module in (ensembles, replay_set, label_targets, learn):
+        assert "Prediction" not in inspect.getsource(module), module.__name__
