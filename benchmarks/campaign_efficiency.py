@@ -1,7 +1,7 @@
 """Does a pretrained prior make campaigns find more stable materials per simulator call?
 
     python benchmarks/campaign_efficiency.py [--rounds 4] [--batch 16] [--seeds 3]
-        [--checkpoint discovery/data/pretrained/oxides-1.pt] [--workers 2]
+        [--checkpoint discovery/data/pretrained/oxides-v1.pt] [--workers 2]
 
 For each chemical system the engine's own generators (the quickstart's settings, a seed of
 their own) make a fixed pool of candidates, and the campaign's simulator (CHGNet, fmax 0.1,
@@ -232,29 +232,24 @@ def _known_hull(pool: Pool, known: list[int], elements):
 
 
 def _training_data(pool: Pool, known: list[int]):
-    structures, targets = [], []
+    structures, targets, n_entries = [], [], 0
     for i in known:
         if not np.isfinite(pool.e_form[i]):
             continue
+        n_entries += 1
         structures.append(pool.initial[i])
         targets.append(float(pool.e_form[i]))
         if pool.relaxed[i] is not None and not pool.is_reference[i]:
             structures.append(pool.relaxed[i])
             targets.append(float(pool.e_form[i]))
-    return structures, targets
+    return structures, targets, n_entries
 
 
-def _read_replay(checkpoint: Path) -> list[tuple]:
-    from pymatgen.core import Structure
+def _read_replay(checkpoint: Path) -> list:
+    from discovery.engine.replay_set import read_replay, replay_path
 
-    from models.checkpoints import read_checkpoint
-
-    name = ((read_checkpoint(checkpoint).get("extra") or {}).get("pretrain") or {}).get("replay")
-    if not name or not (checkpoint.parent / name).is_file():
-        return []
-    with gzip.open(checkpoint.parent / name, "rt") as fh:
-        entries = json.load(fh)["entries"]
-    return [(Structure.from_dict(e["structure"]), float(e["target"])) for e in entries]
+    path = replay_path(checkpoint)
+    return read_replay(path) if path.is_file() else []
 
 
 def run_arm(pool: Pool, arm: str, seed: int, args, cache) -> dict:
@@ -263,6 +258,8 @@ def run_arm(pool: Pool, arm: str, seed: int, args, cache) -> dict:
 
     from discovery.domain.acquisition import select
     from discovery.domain.records import ScoredCandidate
+    from discovery.domain.synthetic_share import balanced_sample, synthetic_count
+    from discovery.engine.replay_set import with_replay
     from models import Ensemble, GNNSettings, TrainSettings
 
     torch.set_num_threads(1)
@@ -323,19 +320,16 @@ def run_arm(pool: Pool, arm: str, seed: int, args, cache) -> dict:
         known += picked
         open_ids = [i for i in open_ids if i not in set(picked)]
         if kind in ("scratch", "pretrained") and r < args.rounds - 1:
-            structures, targets = _training_data(pool, known)
+            structures, targets, n_real = _training_data(pool, known)
             weights = None
             if kind == "pretrained" and replay:
-                from discovery.domain.synthetic_share import replay_count
-
-                n_real = len(targets)
-                n_syn = replay_count(n_real, args.replay_size, args.replay_halving)
-                take = np.random.default_rng([seed, r, 5]).choice(
-                    len(replay), size=min(n_syn, len(replay)), replace=False
+                # What the learn stage does (engine.stages.learn): a seeded, chemistry-balanced
+                # replay sample shrinking as real entries grow, weighted below them.
+                n = min(synthetic_count(args.replay_size, args.replay_halving, n_real), len(replay))
+                keep = balanced_sample([e.chemsys for e in replay], n, [seed, r])
+                structures, targets, weights = with_replay(
+                    structures, targets, [replay[j] for j in keep], args.replay_weight
                 )
-                structures = structures + [replay[j][0] for j in take]
-                targets = targets + [replay[j][1] for j in take]
-                weights = [1.0] * n_real + [args.replay_weight] * len(take)
             fresh = Ensemble(
                 GNNSettings(cutoff=5.0, hidden=48, layers=3) if model is None else model.settings,
                 n_members=3,
@@ -502,7 +496,7 @@ def main() -> None:
     parser.add_argument(
         "--checkpoint",
         type=Path,
-        default=ROOT / "discovery" / "data" / "pretrained" / "oxides-1.pt",
+        default=ROOT / "discovery" / "data" / "pretrained" / "oxides-v1.pt",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

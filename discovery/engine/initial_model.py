@@ -27,7 +27,7 @@ INIT_VERSION = "init"
 INIT_FILE = "init.pt"
 # The checkpoint `model.init: bundled` names: written by `discovery pretrain
 # campaigns/pretrain-oxides.yaml`, shipped with its data card (discovery/data/pretrained/).
-BUNDLED_CHECKPOINT = "oxides-1.pt"
+BUNDLED_CHECKPOINT = "oxides-v1.pt"
 
 
 def bundled_checkpoint() -> Path:

@@ -99,3 +99,24 @@ def copy_replay(source: Path, target: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def with_replay(
+    structures: list, targets: list[float], synthetic: list[ReplayEntry], weight: float
+) -> tuple[list, list[float], list[float] | None]:
+    """The real set plus the synthetic entries (both geometries of a relaxed one), and the
+    weights: 1 for real, `weight` (< 1) for synthetic; None when nothing is replayed, so an
+    unguided round trains exactly as before."""
+    if not synthetic:
+        return structures, targets, None
+    from pymatgen.core import Structure
+
+    weights = [1.0] * len(structures)
+    structures, targets = list(structures), list(targets)
+    for entry in synthetic:
+        for geometry in (entry.structure, entry.relaxed):
+            if geometry is not None:
+                structures.append(Structure.from_dict(geometry))
+                targets.append(entry.target)
+                weights.append(weight)
+    return structures, targets, weights

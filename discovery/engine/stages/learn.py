@@ -18,7 +18,7 @@ from discovery.engine.ensembles import (
     training_set,
 )
 from discovery.engine.initial_model import init_replay
-from discovery.engine.replay_set import ReplayEntry, read_replay
+from discovery.engine.replay_set import ReplayEntry, read_replay, with_replay
 from discovery.engine.round_guards import holdout_reference_ids, round_guards
 from discovery.store import ModelVersion
 from discovery.store.cached_graphs import StoreGraphCache
@@ -64,27 +64,6 @@ def replay_sample(ctx: CampaignContext, round_index: int, n_real: int) -> list[R
     return [entries[i] for i in keep]
 
 
-def _with_replay(
-    structures: list, targets: list[float], synthetic: list[ReplayEntry], weight: float
-) -> tuple[list, list[float], list[float] | None]:
-    """The real set plus the synthetic entries (both geometries of a relaxed one), and the
-    weights: 1 for real, `weight` (< 1) for synthetic; None when nothing is replayed, so an
-    unguided round trains exactly as before."""
-    if not synthetic:
-        return structures, targets, None
-    from pymatgen.core import Structure
-
-    weights = [1.0] * len(structures)
-    structures, targets = list(structures), list(targets)
-    for entry in synthetic:
-        for geometry in (entry.structure, entry.relaxed):
-            if geometry is not None:
-                structures.append(Structure.from_dict(geometry))
-                targets.append(entry.target)
-                weights.append(weight)
-    return structures, targets, weights
-
-
 def run(ctx: CampaignContext, round_index: int) -> None:
     """Retrain the ensemble on every validated structure but the held-out references, save its
     checkpoint and record the round's guards."""
@@ -107,7 +86,7 @@ def run(ctx: CampaignContext, round_index: int) -> None:
         finetune = m.retrain == "finetune" or m.init != INIT_SCRATCH
         init = load_ensemble(ctx, previous) if (finetune and previous) else None
     synthetic = replay_sample(ctx, round_index, len(ids))
-    structures, targets, weights = _with_replay(structures, targets, synthetic, m.replay.weight)
+    structures, targets, weights = with_replay(structures, targets, synthetic, m.replay.weight)
     ensemble = Ensemble(
         model_settings(ctx),
         n_members=m.n_members,

@@ -264,17 +264,16 @@ def test_the_synthetic_share_falls_as_real_data_grows(guided):
 
 
 def test_synthetic_entries_weigh_less_than_real_ones(pretrained):
-    from discovery.engine.replay_set import read_replay
-    from discovery.engine.stages.learn import _with_replay
+    from discovery.engine.replay_set import read_replay, with_replay
 
     out, _, _ = pretrained
     synthetic = read_replay(out / "tiny-v0.replay.json.gz")[:3]
     real = [object(), object()]
-    structures, targets, weights = _with_replay(real, [0.1, 0.2], synthetic, 0.25)
+    structures, targets, weights = with_replay(real, [0.1, 0.2], synthetic, 0.25)
     n_synthetic = sum(1 + (e.relaxed is not None) for e in synthetic)
     assert len(structures) == len(targets) == len(weights) == 2 + n_synthetic
     assert weights == [1.0, 1.0] + [0.25] * n_synthetic
-    assert _with_replay(real, [0.1, 0.2], [], 0.25) == (real, [0.1, 0.2], None)
+    assert with_replay(real, [0.1, 0.2], [], 0.25) == (real, [0.1, 0.2], None)
 
 
 def test_training_never_reads_the_models_own_predictions(guided):
@@ -335,18 +334,41 @@ def test_a_checkpoint_that_never_saw_an_element_is_refused(pretrained, tmp_path)
         init_checkpoint(config)
 
 
-def test_init_bundled_and_a_missing_checkpoint_fail_clearly(tmp_path):
+def test_a_missing_checkpoint_fails_clearly(tmp_path):
     from discovery.config import ConfigError, load_config
     from discovery.engine.initial_model import init_checkpoint
 
-    bundled = load_config(_campaign(tmp_path / "b.yaml", "bundled"))
-    with pytest.raises(ConfigError, match="no bundled checkpoint ships yet"):
-        init_checkpoint(bundled)
     missing = load_config(_campaign(tmp_path / "m.yaml", "nowhere.pt"))
     assert missing.model.init == str(tmp_path / "nowhere.pt")  # relative to the YAML
     with pytest.raises(ConfigError, match="model.init.*not found"):
         init_checkpoint(missing)
     assert load_config(_campaign(tmp_path / "s.yaml", "scratch")).model.init == "scratch"
+
+
+def test_the_quickstart_starts_from_the_bundled_checkpoint_which_refuses_misfits(tmp_path):
+    import yaml
+
+    from discovery.config import ConfigError, load_config
+    from discovery.engine.initial_model import bundled_checkpoint, init_checkpoint
+    from discovery.engine.replay_set import read_replay, replay_path
+
+    quick = load_config(REPO / "campaigns" / "quickstart.yaml")
+    assert quick.model.init == "bundled"
+    assert init_checkpoint(quick) == bundled_checkpoint()
+    card = json.loads(bundled_checkpoint().with_suffix(".card.json").read_text())
+    assert card["teacher"]["name"] == quick.simulator.name == "chgnet"
+    assert {"Li", "Mn", "O"} <= set(card["elements"])
+    # the two systems benchmarks/campaign_efficiency.py holds out were never pretrained on
+    assert not {"Co-Na-O", "Fe-Mg-O"} & set(card["chemical_systems"])
+    assert len(read_replay(replay_path(bundled_checkpoint()))) == card["replay"]["entries"]
+    data = yaml.safe_load((REPO / "campaigns" / "quickstart.yaml").read_text())
+    data["model"]["hidden"] = 16
+    with pytest.raises(ConfigError, match="model.hidden: checkpoint has 48, config asks 16"):
+        init_checkpoint(load_config(write_config(tmp_path / "h.yaml", data)))
+    data["model"]["hidden"] = 48
+    data["chemical_systems"] = ["Na-Cl"]
+    with pytest.raises(ConfigError, match="never saw Cl"):
+        init_checkpoint(load_config(write_config(tmp_path / "c.yaml", data)))
 
 
 def test_a_checkpoint_without_a_replay_set_replays_nothing(pretrained, tmp_path):
