@@ -832,6 +832,19 @@ class LabelPlanConfig(_Section):
         description="A formation energy beyond this (eV/atom) is a nonsensical label: "
         "discarded, counted in the data card.",
     )
+    per_generator: bool = Field(
+        True,
+        description="Fit the correction separately for each generator with at least 5 relaxed "
+        "structures (a substituted prototype sits near its minimum, a random structure far "
+        "from it); others use the correction fitted on all.",
+    )
+    max_label_error: float | None = Field(
+        0.3,
+        gt=0,
+        description="A generator whose corrected single points miss the teacher's relaxed "
+        "energies by more than this (leave-one-out MAE, eV/atom) gives no single-point labels: "
+        "only its relaxed structures are trained on (counted in the data card). null = keep all.",
+    )
 
 
 class BalanceConfig(_Section):

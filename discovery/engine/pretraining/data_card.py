@@ -48,6 +48,28 @@ def _replay_lines(replay: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _generator_lines(per_generator: dict[str, dict[str, Any]]) -> list[str]:
+    if not per_generator:
+        return []
+    lines = [
+        "Per generator: the correction its single points take, and whether they are trained on "
+        "(leave-one-out error within `labels.max_label_error`):",
+        "",
+        "| generator | relaxed pairs | correction | y = a + b x | LOO MAE (eV/atom) "
+        "| single points |",
+        "|---|---|---|---|---|---|",
+    ]
+    for origin, c in per_generator.items():
+        error = c["loo_mae"].get(c["method"])
+        own = "" if c.get("own") else " (pooled)"
+        lines.append(
+            f"| {origin} | {c['n_pairs']} | {c['method']}{own} | "
+            f"{c['intercept']:.3f} + {c['slope']:.3f} x | {_fmt(error)} | "
+            f"{'used' if c['use'] else 'dropped'} |"
+        )
+    return [*lines, ""]
+
+
 def markdown(card: dict[str, Any]) -> str:
     """The card as Markdown, for people."""
     labels = card["labels"]
@@ -89,6 +111,7 @@ def markdown(card: dict[str, Any]) -> str:
         "",
         *_table({f"correction {k}": v for k, v in corr["loo_mae"].items()}),
         "",
+        *_generator_lines(labels.get("correction_per_generator") or {}),
         *_table(
             {
                 "mean single point - relaxed (eV/atom)": corr["mean_relaxation_drop"],

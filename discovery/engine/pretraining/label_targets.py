@@ -86,6 +86,30 @@ def measure_corrections(x: np.ndarray, y: np.ndarray, wanted: str) -> dict[str, 
     }
 
 
+# Fewer relaxed pairs than this and a generator's correction is not measured on its own.
+MIN_GENERATOR_PAIRS = 5
+
+
+def generator_corrections(
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]],
+    pooled: dict[str, Any],
+    wanted: str,
+    max_error: float | None,
+) -> dict[str, dict[str, Any]]:
+    """Per generator (origin): the correction its single points take, measured on its own
+    relaxed pairs when it has enough (else the pooled one), and `use`: whether its corrected
+    single points are accurate enough (leave-one-out MAE within `max_error`) to train on."""
+    out: dict[str, dict[str, Any]] = {}
+    for origin, (x, y) in sorted(pairs.items()):
+        own = len(x) >= MIN_GENERATOR_PAIRS
+        corr = measure_corrections(x, y, wanted) if own else dict(pooled)
+        error = corr["loo_mae"].get(corr["method"])
+        corr["own"] = own
+        corr["use"] = max_error is None or (error is not None and error <= max_error)
+        out[origin] = corr
+    return out
+
+
 def _wall_means(session: Session, campaign_id: int) -> dict[str, float]:
     rows = session.execute(
         select(Calculation.fidelity, Calculation.wall_s)
@@ -144,8 +168,32 @@ def training_set(session: Session, campaign_id: int, config: PretrainConfig) -> 
     both = [cid for cid in good_relaxed if cid in good_single]
     x = np.array([good_single[cid] for cid in both])
     y = np.array([good_relaxed[cid] for cid in both])
-    correction = measure_corrections(x, y, config.labels.correction)
-    a, b = correction["intercept"], correction["slope"]
+    plan = config.labels
+    correction = measure_corrections(x, y, plan.correction)
+    origin_of = {c.id: c.origin for c in cands}
+    per_generator: dict[str, dict[str, Any]] = {}
+    if plan.per_generator or plan.max_label_error is not None:
+        by_origin = {
+            origin: (
+                np.array([good_single[cid] for cid in both if origin_of[cid] == origin]),
+                np.array([good_relaxed[cid] for cid in both if origin_of[cid] == origin]),
+            )
+            for origin in sorted({origin_of[cid] for cid in good_single})
+        }
+        per_generator = generator_corrections(
+            by_origin if plan.per_generator else {o: (x, y) for o in by_origin},
+            correction,
+            plan.correction,
+            plan.max_label_error,
+        )
+
+    def corrected(cid: int) -> float | None:
+        """The single point on the relaxed scale; None where its generator's are too far off."""
+        corr = per_generator.get(origin_of[cid], {"use": True, **correction})
+        if not corr["use"]:
+            discarded[f"inaccurate_single_point_{origin_of[cid]}"] += 1
+            return None
+        return corr["intercept"] + corr["slope"] * good_single[cid]
 
     out = TrainingSet()
     kinds: Counter = Counter()
@@ -156,8 +204,8 @@ def training_set(session: Session, campaign_id: int, config: PretrainConfig) -> 
     for cand in cands:
         if cand.id in good_relaxed:
             target, kind = good_relaxed[cand.id], "relaxed"
-        elif cand.id in good_single:
-            target, kind = a + b * good_single[cand.id], "single_point_corrected"
+        elif cand.id in good_single and (value := corrected(cand.id)) is not None:
+            target, kind = value, "single_point_corrected"
         else:
             continue
         kind = "reference" if cand.is_reference else kind
@@ -191,6 +239,7 @@ def training_set(session: Session, campaign_id: int, config: PretrainConfig) -> 
         "generators": dict(sorted(by_generator.items())),
         "prototypes": dict(sorted(by_prototype.items())),
         "correction": correction,
+        "correction_per_generator": per_generator,
         "cost": {
             "single_point_mean_s": single_wall,
             "relaxation_mean_s": relax_wall,

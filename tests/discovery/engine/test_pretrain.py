@@ -139,6 +139,33 @@ def test_corrections_are_measured_leave_one_out():
     assert measure_corrections(x, y, "shift")["method"] == "shift"
 
 
+def test_each_generator_gets_its_own_correction_and_inaccurate_ones_give_no_labels():
+    from discovery.engine.pretraining.label_targets import (
+        generator_corrections,
+        measure_corrections,
+    )
+
+    rng = np.random.default_rng(0)
+    near = rng.uniform(-2.0, -0.5, 12)  # a prototype near its minimum: a constant offset
+    far = rng.uniform(0.0, 3.0, 12)  # random structures: relaxation erases the single point
+    pairs = {
+        "substitution": (near + 0.1, near),
+        "random": (far, rng.uniform(-2.5, 0.0, 12)),
+        "partial": (np.array([0.3, 0.1]), np.array([0.2, 0.0])),  # too few to measure alone
+    }
+    pooled = measure_corrections(
+        np.concatenate([x for x, _ in pairs.values()]),
+        np.concatenate([y for _, y in pairs.values()]),
+        "auto",
+    )
+    out = generator_corrections(pairs, pooled, "auto", max_error=0.3)
+    assert out["substitution"]["own"] and out["substitution"]["use"]
+    assert out["substitution"]["loo_mae"][out["substitution"]["method"]] < 1e-9
+    assert out["random"]["own"] and not out["random"]["use"]
+    assert not out["partial"]["own"] and out["partial"]["intercept"] == pooled["intercept"]
+    assert all(c["use"] for c in generator_corrections(pairs, pooled, "auto", None).values())
+
+
 def _campaign(path, checkpoint, rounds=1, **model):
     data = {
         "name": "guided",
