@@ -141,7 +141,9 @@ def bad_configs(draw) -> dict:
     data = toy_config()
     for _ in range(draw(st.integers(0, 3))):
         section = draw(st.sampled_from(["top", "model", "generation", "simulator"]))
-        target = data if section == "top" else data.setdefault(section, {})
+        if section != "top" and not isinstance(data.get(section), dict):
+            data[section] = {}  # an earlier draw may have set the whole section to a scalar
+        target = data if section == "top" else data[section]
         key = draw(st.sampled_from([*target.keys(), "n_members", "fmax", "budget"]))
         target[key] = draw(VALUES)
     data[draw(st.sampled_from(["chemsys", "round", "sed", "modle"]))] = draw(VALUES)
