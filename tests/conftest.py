@@ -91,6 +91,27 @@ def tiny_quickstart(name: str, systems: list[str], validation_budget: int, **bud
     return data
 
 
+def tiny_pretrain() -> dict:
+    """A pretraining config of a few EMT-labelled Cu-Au structures (seconds), fresh each call."""
+    return {
+        "name": "tiny",
+        "version": "0",
+        "chemical_systems": ["Cu-Au", "Cu"],
+        "seed": 0,
+        "generation": {
+            "substitution": {"budget": 6},
+            "random": {"budget": 3, "max_formula_units": 2},
+            "compositions": {"max_atoms": 4, "charge_balanced": False},
+            "min_distance": 1.5,
+            "max_sites": 8,
+        },
+        "teacher": {"name": "emt", "max_steps": 200},
+        "labels": {"relax_fraction": 0.5, "relax_min": 4},
+        "model": {"n_members": 2, "hidden": 16, "layers": 2, "cutoff": 5.0, "epochs": 8},
+        "executor": {"kind": "inline"},
+    }
+
+
 def toy_config() -> dict:
     return yaml.safe_load(TOY.read_text())
 

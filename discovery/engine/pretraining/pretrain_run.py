@@ -8,7 +8,6 @@ it stopped; labels committed before the kill are never computed again."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ from discovery.engine.pretraining.teacher_labels import (
     relaxed_fidelity,
 )
 from discovery.engine.progress import StageProgress
-from discovery.engine.replay_set import replay_path, write_replay
+from discovery.engine.replay_set import replay_path, sha256, write_replay
 from discovery.engine.tracking import Tracker
 from discovery.store import Campaign, Database, Round
 from discovery.store.convert import candidate_row
@@ -86,14 +85,6 @@ def _round(session, campaign_id: int) -> Round:
     return session.scalars(
         select(Round).where(Round.campaign_id == campaign_id, Round.index == 0)
     ).one()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def run_pretraining(
@@ -281,7 +272,7 @@ def _train_and_write(
             "metrics": training,
         },
     )
-    card["checkpoint_sha256"] = _sha256(checkpoint)
+    card["checkpoint_sha256"] = sha256(checkpoint)
     card_md = write_card(card, card_json)
     log.info(
         "pretrain: checkpoint %s (train MAE %.3f eV/atom on %d entries), data card %s",

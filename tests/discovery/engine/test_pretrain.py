@@ -15,27 +15,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, write_config
+from conftest import REPO, tiny_pretrain, write_config
 
 from discovery.engine.faults import ENV
 
-PRETRAIN = {
-    "name": "tiny",
-    "version": "0",
-    "chemical_systems": ["Cu-Au", "Cu"],
-    "seed": 0,
-    "generation": {
-        "substitution": {"budget": 6},
-        "random": {"budget": 3, "max_formula_units": 2},
-        "compositions": {"max_atoms": 4, "charge_balanced": False},
-        "min_distance": 1.5,
-        "max_sites": 8,
-    },
-    "teacher": {"name": "emt", "max_steps": 200},
-    "labels": {"relax_fraction": 0.5, "relax_min": 4},
-    "model": {"n_members": 2, "hidden": 16, "layers": 2, "cutoff": 5.0, "epochs": 8},
-    "executor": {"kind": "inline"},
-}
+PRETRAIN = tiny_pretrain()
 # Small enough that the tiny campaign's few real entries already make the count fall.
 REPLAY = {"size": 12, "halving": 4, "weight": 0.25}
 MODEL = {k: v for k, v in PRETRAIN["model"].items() if k != "epochs"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import write_config
+from conftest import tiny_pretrain, write_config
 
 torch = pytest.importorskip("torch")
 
@@ -14,30 +14,9 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
 ]
 
-PRETRAIN = {
-    "name": "tiny-cuda",
-    "version": "0",
-    "chemical_systems": ["Cu-Au"],
-    "seed": 0,
-    "generation": {
-        "substitution": {"budget": 6},
-        "random": {"budget": 3, "max_formula_units": 2},
-        "compositions": {"max_atoms": 4, "charge_balanced": False},
-        "min_distance": 1.5,
-        "max_sites": 8,
-    },
-    "teacher": {"name": "emt", "max_steps": 200},
-    "labels": {"relax_fraction": 0.5, "relax_min": 4},
-    "model": {
-        "n_members": 2,
-        "hidden": 16,
-        "layers": 2,
-        "cutoff": 5.0,
-        "epochs": 8,
-        "device": "cuda",
-    },
-    "executor": {"kind": "inline"},
-}
+# The tests' tiny pretraining, trained on the GPU.
+PRETRAIN = {**tiny_pretrain(), "name": "tiny-cuda", "chemical_systems": ["Cu-Au"]}
+PRETRAIN["model"] = {**PRETRAIN["model"], "device": "cuda"}
 
 
 def test_pretraining_trains_on_cuda_and_its_checkpoint_screens_alike_on_cpu(tmp_path):
