@@ -644,6 +644,9 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     _plot(summaries, runs, args, RESULTS / "campaign_efficiency.png")
     settings = {k: v for k, v in vars(args).items() if k not in ("report", "label_only")}
+    if args.report:
+        # The runs were made with the recorded settings, not with this call's defaults.
+        settings = recorded["settings"]
     out = {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
